@@ -1,0 +1,915 @@
+//! The allocator: two-level segregated fit (TLSF) over block records kept out of band.
+//!
+//! Every block, free or in use, has a 32-byte record (eight `u32` fields, [`F`]) in a table. The table and a hash
+//! index of the blocks in use live together in one *metadata block* inside the heap, which the
+//! bounds check of loads and stores excludes, so nothing a plugin stores can reach them. The
+//! rest of the heap holds nothing but block bytes: blocks sit back to back with no headers.
+//!
+//! - `alloc`: O(1). The request is rounded to 8 bytes; a few entries of its exact size class
+//!   are probed, then the two bitmaps find the first non-empty class whose every block fits
+//!   (TLSF "good fit"). The block is split when the excess is at least [`MIN_SPLIT`] bytes.
+//!   When nothing fits, memory grows by exactly the pages still missing after the free block
+//!   at the top of the heap, if there is one.
+//! - `free`, `length`: O(1) expected: one hash probe sequence, keyed by the block's start,
+//!   confirmed against the record, so any value that is not a live handle gives `None`.
+//!   Freed blocks merge with free neighbours at once (the records link physical neighbours)
+//!   and go to the head of their class list, so the next fitting request reuses them.
+//! - `reset`: O(1): the metadata block is laid out anew at the bottom of the heap with its
+//!   initial capacity and the rest of the heap becomes one free block, exactly as on a fresh
+//!   heap, so the first allocation after `reset` is the first allocation of a fresh kernel.
+//!
+//! The table doubles when fewer than [`RESERVE`] records are spare at the start of `alloc`;
+//! records are addressed by index, so moving the table changes no link.
+
+use crate::memory::{MAX_MEMORY, Memory, PAGE_SIZE};
+
+/// Alignment of every block's start and size.
+pub const ALIGN: u64 = 8;
+/// A free excess smaller than this stays with the block it belongs to.
+pub const MIN_SPLIT: u64 = 32;
+/// The largest request `alloc` considers; larger ones return 0 without growing memory.
+pub const MAX_ALLOC: u64 = MAX_MEMORY - PAGE_SIZE;
+
+/// Second-level classes per power of two: 2^SLI.
+const SLI: u32 = 3;
+const SL_COUNT: usize = 1 << SLI;
+/// Sizes below this have classes 8 bytes wide (first level 0).
+const SMALL: u64 = 1 << (SLI + 3);
+/// First levels: 0 for small sizes, then one per power of two up to 2^31 (27 in use; 32 so
+/// that indices masked with 31 are provably in bounds and need no panic path).
+const FL_COUNT: usize = 32;
+
+/// No record.
+const NIL: u32 = u32::MAX;
+/// Hash slots per record (the index stays at most half full).
+const SLOTS_PER_REC: u64 = 2;
+/// Bytes of metadata per record of capacity: the record and its hash slots.
+const META_PER_REC: u64 = REC_BYTES + SLOTS_PER_REC * 4;
+/// Record capacity of a fresh (or reset) heap.
+pub const INITIAL_RECORDS: u32 = 32;
+/// Spare records `alloc` wants before it starts: 2 for itself, 2 to grow the table.
+const RESERVE: u32 = 4;
+
+/// What a record describes (its `State` field).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(u32)]
+enum State {
+    /// A slot of the record table that describes nothing.
+    Unused = 0,
+    /// A free block, in its class list.
+    Free = 1,
+    /// A block handed out by `alloc`: a valid handle.
+    Live = 2,
+    /// A block the heap uses itself (the metadata): in use, never a handle.
+    Internal = 3,
+}
+
+/// The fields of a record: eight `u32`s. Offsets fit in 32 bits because the memory is at most
+/// 4 GiB; a block's end may be 2^32 and is computed in `u64`. Fields are read and written one
+/// at a time (one wasm load or store each), which keeps the core module small.
+#[derive(Clone, Copy, Debug)]
+#[repr(usize)]
+enum F {
+    Start,
+    Size,
+    /// Bytes the caller asked for (`length`); `Size` rounded it up.
+    Used,
+    State,
+    PrevPhys,
+    NextPhys,
+    PrevFree,
+    /// Also links unused slots of the table.
+    NextFree,
+}
+
+/// The address of one record.
+///
+/// Type invariant: an `R` is made only by [`Heap::r`], for an index below the table's
+/// high-water mark, and is used before the heap next grows its memory or moves its table
+/// (which happen only inside `grow_for` and `reserve`, never while an `R` is held).
+#[derive(Clone, Copy)]
+struct R(*mut [u32; 8]);
+
+impl R {
+    fn get(self, f: F) -> u32 {
+        // SAFETY: by the type invariant the record lies inside the metadata block, inside the
+        // heap's memory, 8-aligned; nothing else holds a reference to it.
+        unsafe { (*self.0)[f as usize] }
+    }
+
+    fn set(self, f: F, v: u32) {
+        // SAFETY: as in `get`.
+        unsafe { (*self.0)[f as usize] = v }
+    }
+}
+
+/// Bytes of one record.
+const REC_BYTES: u64 = 32;
+
+/// Rounds up to [`ALIGN`]; `n` is at most [`MAX_ALLOC`], so this cannot wrap.
+const fn align_up(n: u64) -> u64 {
+    (n + ALIGN - 1) & !(ALIGN - 1)
+}
+
+/// The class a block of `size` bytes is filed under. Sizes are below 2^32, so the first
+/// level is at most 26; the mask only lets the compiler see the bound.
+fn class_of(size: u64) -> (usize, usize) {
+    if size < SMALL {
+        (0, (size / ALIGN) as usize & (SL_COUNT - 1))
+    } else {
+        let log = 63 - size.leading_zeros();
+        let fl = (log - (SLI + 3) + 1) as usize & (FL_COUNT - 1);
+        let sl = ((size >> (log - SLI)) as usize) & (SL_COUNT - 1);
+        (fl, sl)
+    }
+}
+
+/// The first class whose every block holds `size` bytes, or `None` past the largest class.
+fn class_fitting(size: u64) -> Option<(usize, usize)> {
+    let size = if size < SMALL {
+        size
+    } else {
+        let log = 63 - size.leading_zeros();
+        size + (1 << (log - SLI)) - 1
+    };
+    (size < MAX_MEMORY).then(|| class_of(size))
+}
+
+/// The allocator over a [`Memory`]. See the module docs for the layout and costs.
+#[derive(Debug)]
+pub struct Heap<M: Memory> {
+    mem: M,
+    /// First managed byte; nothing below it is ever handed out or accessible.
+    lo: u64,
+    /// End of managed memory: the memory's size when the heap last grew.
+    end: u64,
+    /// The metadata block: `cap` records, then `cap * SLOTS_PER_REC` hash slots.
+    meta: u64,
+    cap: u32,
+    /// The record of the metadata block itself.
+    meta_rec: u32,
+    /// Records ever used in the table since the last reset, and the unused ones among them.
+    high_water: u32,
+    unused_head: u32,
+    in_use: u32,
+    /// Blocks in the hash index (live and internal).
+    hashed: u32,
+    /// Physical ends of the block chain.
+    first: u32,
+    last: u32,
+    fl_map: u32,
+    sl_map: [u8; FL_COUNT],
+    heads: [u32; FL_COUNT * SL_COUNT],
+    ready: bool,
+}
+
+impl<M: Memory> Heap<M> {
+    /// A heap over `mem`. Nothing is touched until the first operation. Class heads are only
+    /// meaningful where their bitmap bit is set.
+    pub const fn new(mem: M) -> Self {
+        Heap {
+            mem,
+            lo: 0,
+            end: 0,
+            meta: 0,
+            cap: 0,
+            // All zeros, so a static heap costs no data segment; `init` sets every field.
+            meta_rec: 0,
+            high_water: 0,
+            unused_head: 0,
+            in_use: 0,
+            hashed: 0,
+            first: 0,
+            last: 0,
+            fl_map: 0,
+            sl_map: [0; FL_COUNT],
+            heads: [0; FL_COUNT * SL_COUNT],
+            ready: false,
+        }
+    }
+
+    /// The memory underneath.
+    pub fn memory(&self) -> &M {
+        &self.mem
+    }
+
+    /// The memory underneath, for a host that changes its limits.
+    pub fn memory_mut(&mut self) -> &mut M {
+        &mut self.mem
+    }
+
+    /// Lays the heap out as on a fresh start: metadata at the bottom, one free block above.
+    /// Returns `false` (and stays unready) when memory cannot hold even the metadata.
+    fn init(&mut self) -> bool {
+        self.ready = false;
+        // Offset 0 is the null handle: a heap that may start there starts one word later.
+        let lo = align_up(self.mem.heap_start().max(1));
+        let meta_bytes = INITIAL_RECORDS as u64 * META_PER_REC;
+        let size = self.mem.size();
+        if lo + meta_bytes > size {
+            let pages = (lo + meta_bytes - size).div_ceil(PAGE_SIZE);
+            if !self.mem.grow(pages) {
+                return false;
+            }
+        }
+        self.lo = lo;
+        self.end = self.mem.size();
+        self.meta = lo;
+        self.cap = INITIAL_RECORDS;
+        self.high_water = 0;
+        self.unused_head = NIL;
+        self.in_use = 0;
+        self.hashed = 0;
+        self.fl_map = 0;
+        self.sl_map = [0; FL_COUNT];
+        self.first = NIL;
+        self.last = NIL;
+        self.clear_index();
+        let m = self.new_rec(lo, meta_bytes, State::Internal);
+        self.meta_rec = m;
+        self.index_insert(m);
+        self.link_after(NIL, m);
+        if self.end > lo + meta_bytes {
+            self.append_free(lo + meta_bytes, self.end - lo - meta_bytes);
+        }
+        self.ready = true;
+        true
+    }
+
+    fn ensure_ready(&mut self) -> bool {
+        self.ready || self.init()
+    }
+
+    // ----- the record table ---------------------------------------------------------------
+
+    /// Record `i` (which must be below the high-water mark).
+    fn r(&self, i: u32) -> R {
+        debug_assert!(i < self.high_water);
+        R(self.mem.at(self.meta + i as u64 * REC_BYTES).cast())
+    }
+
+    fn get(&self, i: u32, f: F) -> u32 {
+        self.r(i).get(f)
+    }
+
+    fn put(&mut self, i: u32, f: F, v: u32) {
+        self.r(i).set(f, v)
+    }
+
+    fn state(&self, i: u32) -> u32 {
+        self.get(i, F::State)
+    }
+
+    fn size(&self, i: u32) -> u64 {
+        self.get(i, F::Size) as u64
+    }
+
+    fn start(&self, i: u32) -> u64 {
+        self.get(i, F::Start) as u64
+    }
+
+    /// Takes an unused record and fills it in: no links yet, nothing used.
+    fn new_rec(&mut self, start: u64, size: u64, state: State) -> u32 {
+        debug_assert!(self.in_use < self.cap, "record reserve broken");
+        let i = if self.unused_head != NIL {
+            let i = self.unused_head;
+            self.unused_head = self.get(i, F::NextFree);
+            i
+        } else {
+            self.high_water += 1;
+            self.high_water - 1
+        };
+        self.in_use += 1;
+        let r = self.r(i);
+        r.set(F::Start, start as u32);
+        r.set(F::Size, size as u32);
+        r.set(F::Used, 0);
+        r.set(F::State, state as u32);
+        r.set(F::PrevPhys, NIL);
+        r.set(F::NextPhys, NIL);
+        r.set(F::PrevFree, NIL);
+        r.set(F::NextFree, NIL);
+        i
+    }
+
+    fn release_rec(&mut self, i: u32) {
+        self.put(i, F::State, State::Unused as u32);
+        self.put(i, F::NextFree, self.unused_head);
+        self.unused_head = i;
+        self.in_use -= 1;
+    }
+
+    // ----- the hash index of blocks in use ------------------------------------------------
+
+    fn slots(&self) -> u64 {
+        self.cap as u64 * SLOTS_PER_REC
+    }
+
+    fn slot_ptr(&self, k: u64) -> *mut u32 {
+        debug_assert!(k < self.slots());
+        self.mem
+            .at(self.meta + self.cap as u64 * REC_BYTES + k * 4)
+            .cast()
+    }
+
+    fn slot(&self, k: u64) -> u32 {
+        // SAFETY: `k < slots()`: the slot lies in the metadata block after the records,
+        // 4-aligned because the block and the record area are 8-aligned.
+        unsafe { self.slot_ptr(k).read() }
+    }
+
+    fn set_slot(&mut self, k: u64, v: u32) {
+        // SAFETY: as in `slot`.
+        unsafe { self.slot_ptr(k).write(v) }
+    }
+
+    fn clear_index(&mut self) {
+        // SAFETY: the whole slot area of the metadata block, as in `slot`.
+        unsafe { core::ptr::write_bytes(self.slot_ptr(0), 0, self.slots() as usize) }
+    }
+
+    /// Home slot of a block start (Fibonacci hashing of the 8-byte granule).
+    fn home(&self, start: u32) -> u64 {
+        let bits = self.slots().trailing_zeros();
+        ((start >> 3).wrapping_mul(0x9E37_79B1) >> (32 - bits)) as u64
+    }
+
+    fn index_insert(&mut self, i: u32) {
+        let mask = self.slots() - 1;
+        let mut k = self.home(self.get(i, F::Start));
+        while self.slot(k) != 0 {
+            k = (k + 1) & mask;
+        }
+        self.set_slot(k, i + 1);
+        self.hashed += 1;
+    }
+
+    /// The slot holding the block that starts at `h`, if any.
+    fn index_find(&self, h: u64) -> Option<u64> {
+        if !self.ready || h % ALIGN != 0 || h < self.lo || h >= self.end {
+            return None;
+        }
+        let mask = self.slots() - 1;
+        let mut k = self.home(h as u32);
+        loop {
+            match self.slot(k) {
+                0 => return None,
+                v if self.start(v - 1) == h => return Some(k),
+                _ => k = (k + 1) & mask,
+            }
+        }
+    }
+
+    /// Removes slot `k`, shifting later members of its probe run back (no tombstones).
+    fn index_remove(&mut self, mut k: u64) {
+        let mask = self.slots() - 1;
+        let mut j = k;
+        loop {
+            j = (j + 1) & mask;
+            let v = self.slot(j);
+            if v == 0 {
+                break;
+            }
+            let home = self.home(self.get(v - 1, F::Start));
+            // Move `v` into the hole unless its home lies cyclically in (k, j].
+            let stays = if k <= j {
+                k < home && home <= j
+            } else {
+                k < home || home <= j
+            };
+            if !stays {
+                self.set_slot(k, v);
+                k = j;
+            }
+        }
+        self.set_slot(k, 0);
+        self.hashed -= 1;
+    }
+
+    /// The record of the block in use that starts at `h`.
+    fn find(&self, h: u64) -> Option<u32> {
+        self.index_find(h).map(|k| self.slot(k) - 1)
+    }
+
+    // ----- free lists ---------------------------------------------------------------------
+
+    fn insert_free(&mut self, i: u32) {
+        let (fl, sl) = class_of(self.size(i));
+        // A head whose bit is clear is stale (reset clears only the bitmaps).
+        let head = if self.sl_map[fl] & (1 << sl) != 0 {
+            self.heads[fl * SL_COUNT + sl]
+        } else {
+            NIL
+        };
+        let r = self.r(i);
+        r.set(F::State, State::Free as u32);
+        r.set(F::PrevFree, NIL);
+        r.set(F::NextFree, head);
+        if head != NIL {
+            self.put(head, F::PrevFree, i);
+        }
+        self.heads[fl * SL_COUNT + sl] = i;
+        self.fl_map |= 1 << fl;
+        self.sl_map[fl] |= 1 << sl;
+    }
+
+    fn remove_free(&mut self, i: u32) {
+        let r = self.r(i);
+        let (fl, sl) = class_of(r.get(F::Size) as u64);
+        let (prev, next) = (r.get(F::PrevFree), r.get(F::NextFree));
+        if prev != NIL {
+            self.put(prev, F::NextFree, next);
+        } else {
+            self.heads[fl * SL_COUNT + sl] = next;
+            if next == NIL {
+                self.sl_map[fl] &= !(1 << sl);
+                if self.sl_map[fl] == 0 {
+                    self.fl_map &= !(1 << fl);
+                }
+            }
+        }
+        if next != NIL {
+            self.put(next, F::PrevFree, prev);
+        }
+    }
+
+    /// A free block of at least `size` bytes, if one exists without growing.
+    fn find_free(&self, size: u64) -> Option<u32> {
+        // A few blocks of the exact class may fit where the good-fit search would skip it.
+        let (fl, sl) = class_of(size);
+        if self.sl_map[fl] & (1 << sl) != 0 {
+            let mut i = self.heads[fl * SL_COUNT + sl];
+            for _ in 0..4 {
+                if i == NIL {
+                    break;
+                }
+                if self.size(i) >= size {
+                    return Some(i);
+                }
+                i = self.get(i, F::NextFree);
+            }
+        }
+        let (fl, sl) = class_fitting(size)?;
+        let sl_bits = self.sl_map[fl] as u32 & (u32::MAX << sl);
+        let (fl, sl) = if sl_bits != 0 {
+            (fl, sl_bits.trailing_zeros() as usize)
+        } else {
+            let fl_bits = self.fl_map & u32::MAX.checked_shl(fl as u32 + 1).unwrap_or(0);
+            if fl_bits == 0 {
+                return None;
+            }
+            let fl = fl_bits.trailing_zeros() as usize;
+            (fl, (self.sl_map[fl] as u32).trailing_zeros() as usize)
+        };
+        Some(self.heads[fl * SL_COUNT + sl])
+    }
+
+    // ----- blocks -------------------------------------------------------------------------
+
+    /// Adds a free block at the physical top of the heap.
+    fn append_free(&mut self, start: u64, size: u64) -> u32 {
+        let i = self.new_rec(start, size, State::Free);
+        self.link_after(self.last, i);
+        self.insert_free(i);
+        i
+    }
+
+    /// Puts record `i` into the physical chain right after `p` (`NIL`: at the bottom, which
+    /// only `init` does, with an empty chain).
+    fn link_after(&mut self, p: u32, i: u32) {
+        let next = if p == NIL {
+            NIL
+        } else {
+            self.get(p, F::NextPhys)
+        };
+        let r = self.r(i);
+        r.set(F::PrevPhys, p);
+        r.set(F::NextPhys, next);
+        if p != NIL {
+            self.put(p, F::NextPhys, i);
+        } else {
+            self.first = i;
+        }
+        if next != NIL {
+            self.put(next, F::PrevPhys, i);
+        } else {
+            self.last = i;
+        }
+    }
+
+    /// Grows memory by the pages a block of `size` bytes still needs at the top of the heap;
+    /// returns the free block at the top, now big enough.
+    fn grow_for(&mut self, size: u64) -> Option<u32> {
+        let top = self.last;
+        let top_free = if self.state(top) == State::Free as u32 {
+            self.size(top)
+        } else {
+            0
+        };
+        if top_free >= size {
+            return Some(top);
+        }
+        let pages = (size - top_free).div_ceil(PAGE_SIZE);
+        let bytes = pages * PAGE_SIZE;
+        if self.end + bytes > MAX_MEMORY || !self.mem.grow(pages) {
+            return None;
+        }
+        let old_end = self.end;
+        self.end += bytes;
+        if top_free > 0 {
+            self.remove_free(top);
+            self.put(top, F::Size, (top_free + bytes) as u32);
+            self.insert_free(top);
+            Some(top)
+        } else {
+            Some(self.append_free(old_end, bytes))
+        }
+    }
+
+    /// Takes a block of `size` bytes (a multiple of [`ALIGN`]) out of the free space, growing
+    /// memory if needed, and indexes it. Uses at most two new records.
+    fn take(&mut self, size: u64, state: State) -> Option<u32> {
+        let i = match self.find_free(size) {
+            Some(i) => i,
+            None => self.grow_for(size)?,
+        };
+        self.remove_free(i);
+        let excess = self.size(i) - size;
+        if excess >= MIN_SPLIT {
+            let rest = self.new_rec(self.start(i) + size, excess, State::Free);
+            self.link_after(i, rest);
+            self.put(i, F::Size, size as u32);
+            self.insert_free(rest);
+        }
+        self.put(i, F::State, state as u32);
+        self.index_insert(i);
+        Some(i)
+    }
+
+    /// Returns a block in use to the free space, merging it with free neighbours.
+    fn release(&mut self, i: u32) {
+        let mut i = i;
+        let prev = self.get(i, F::PrevPhys);
+        if prev != NIL && self.state(prev) == State::Free as u32 {
+            self.remove_free(prev);
+            self.absorb_next(prev);
+            i = prev;
+        }
+        let next = self.get(i, F::NextPhys);
+        if next != NIL && self.state(next) == State::Free as u32 {
+            self.remove_free(next);
+            self.absorb_next(i);
+        }
+        self.insert_free(i);
+    }
+
+    /// Merges block `i`'s physical successor into `i` and drops the successor's record.
+    fn absorb_next(&mut self, i: u32) {
+        let r = self.r(i);
+        let n = r.get(F::NextPhys);
+        let rn = self.r(n);
+        let after = rn.get(F::NextPhys);
+        r.set(F::Size, r.get(F::Size) + rn.get(F::Size));
+        r.set(F::NextPhys, after);
+        if after != NIL {
+            self.put(after, F::PrevPhys, i);
+        } else {
+            self.last = i;
+        }
+        self.release_rec(n);
+    }
+
+    /// Makes sure `alloc` has the records it may need, doubling the table if not.
+    fn reserve(&mut self) -> bool {
+        if self.cap - self.in_use >= RESERVE {
+            return true;
+        }
+        let Some(cap) = self.cap.checked_mul(2) else {
+            return false;
+        };
+        let bytes = cap as u64 * META_PER_REC;
+        if bytes > MAX_ALLOC {
+            return false;
+        }
+        let Some(new) = self.take(bytes, State::Internal) else {
+            return false;
+        };
+        let old_rec = self.meta_rec;
+        let old_meta = self.meta;
+        let new_meta = self.start(new);
+        // SAFETY: both ranges lie in `[lo, end)` and belong to two different blocks in use
+        // (the old and the new metadata block), so they do not overlap.
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                self.mem.at(old_meta),
+                self.mem.at(new_meta),
+                (self.high_water as u64 * REC_BYTES) as usize,
+            );
+        }
+        self.meta = new_meta;
+        self.cap = cap;
+        self.meta_rec = new;
+        self.clear_index();
+        self.hashed = 0;
+        for i in 0..self.high_water {
+            if self.state(i) >= State::Live as u32 {
+                self.index_insert(i);
+            }
+        }
+        // The old block is in use, so it is indexed; `release` files it with the free space.
+        if let Some(k) = self.index_find(old_meta) {
+            self.index_remove(k);
+            self.release(old_rec);
+        }
+        true
+    }
+
+    // ----- the public operations ----------------------------------------------------------
+
+    /// A new block of exactly `n` usable bytes; `0` for `n == 0`, for sizes that cannot fit,
+    /// or when memory cannot grow. O(1).
+    pub fn alloc(&mut self, n: u64) -> u64 {
+        if n == 0 || n > MAX_ALLOC || !self.ensure_ready() || !self.reserve() {
+            return 0;
+        }
+        match self.take(align_up(n), State::Live) {
+            Some(i) => {
+                self.put(i, F::Used, n as u32);
+                self.start(i)
+            }
+            None => 0,
+        }
+    }
+
+    /// Frees the block `h`; `false` (and nothing changes) when `h` is not a live handle.
+    pub fn free(&mut self, h: u64) -> bool {
+        let Some(k) = self.index_find(h) else {
+            return false;
+        };
+        let i = self.slot(k) - 1;
+        if self.state(i) != State::Live as u32 {
+            return false;
+        }
+        self.index_remove(k);
+        self.release(i);
+        true
+    }
+
+    /// The requested length of the live block `h`; `0` for any other value. O(1).
+    pub fn length(&self, h: u64) -> u64 {
+        match self.find(h) {
+            Some(i) if self.state(i) == State::Live as u32 => self.get(i, F::Used) as u64,
+            _ => 0,
+        }
+    }
+
+    /// Whether `h` is a live handle.
+    pub fn is_live(&self, h: u64) -> bool {
+        self.find(h)
+            .is_some_and(|i| self.state(i) == State::Live as u32)
+    }
+
+    /// Forgets every block. O(1): see the module docs.
+    pub fn reset(&mut self) {
+        self.init();
+    }
+
+    /// Bytes under the heap's management (metadata included).
+    pub fn memory_bytes(&self) -> u64 {
+        if self.ready { self.end - self.lo } else { 0 }
+    }
+
+    /// Whether `[p, p + w)` may be read and written by a plugin: inside the heap and clear of
+    /// the metadata block (with `bounds-checking`), or inside the memory (without).
+    pub fn accessible(&self, p: u64, w: u64) -> bool {
+        let Some(e) = p.checked_add(w) else {
+            return false;
+        };
+        if cfg!(feature = "bounds-checking") {
+            let meta_end = self.meta + self.cap as u64 * META_PER_REC;
+            self.ready && p >= self.lo && e <= self.end && (e <= self.meta || p >= meta_end)
+        } else {
+            e <= self.mem.size()
+        }
+    }
+
+    /// The `w` bytes at `p`, if [`accessible`](Self::accessible).
+    pub fn bytes(&self, p: u64, w: u64) -> Option<&[u8]> {
+        if !self.accessible(p, w) {
+            return None;
+        }
+        // SAFETY: `[p, p + w)` lies inside the memory (checked just above), which the heap owns;
+        // the shared borrow of `self` keeps it from changing while the slice lives.
+        Some(unsafe { core::slice::from_raw_parts(self.mem.at(p), w as usize) })
+    }
+
+    /// The `w` bytes at `p` for writing, if [`accessible`](Self::accessible).
+    pub fn bytes_mut(&mut self, p: u64, w: u64) -> Option<&mut [u8]> {
+        if !self.accessible(p, w) {
+            return None;
+        }
+        // SAFETY: as in `bytes`; the exclusive borrow of `self` makes this the only access.
+        Some(unsafe { core::slice::from_raw_parts_mut(self.mem.at(p), w as usize) })
+    }
+
+    /// Reads `N` bytes at `p`; `None` when not accessible.
+    pub fn load<const N: usize>(&self, p: u64) -> Option<[u8; N]> {
+        let mut v = [0; N];
+        v.copy_from_slice(self.bytes(p, N as u64)?);
+        Some(v)
+    }
+
+    /// Writes `N` bytes at `p`; `false` (and nothing written) when not accessible.
+    pub fn store<const N: usize>(&mut self, p: u64, v: [u8; N]) -> bool {
+        match self.bytes_mut(p, N as u64) {
+            Some(b) => {
+                b.copy_from_slice(&v);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Number of live blocks plus the heap's own (the metadata block).
+    pub fn blocks_in_use(&self) -> u32 {
+        self.hashed
+    }
+}
+
+#[cfg(any(test, feature = "check-invariants"))]
+impl<M: Memory> Heap<M> {
+    /// All fields of record `i`, for the scanner.
+    fn rec(&self, i: u32) -> Rec {
+        let state = match self.state(i) {
+            1 => State::Free,
+            2 => State::Live,
+            3 => State::Internal,
+            _ => State::Unused,
+        };
+        Rec {
+            start: self.get(i, F::Start),
+            size: self.get(i, F::Size),
+            used: self.get(i, F::Used),
+            state,
+            prev_phys: self.get(i, F::PrevPhys),
+            next_phys: self.get(i, F::NextPhys),
+            prev_free: self.get(i, F::PrevFree),
+            next_free: self.get(i, F::NextFree),
+        }
+    }
+
+    /// Walks every structure and returns the first broken invariant, if any: blocks tile
+    /// `[lo, end)` in order with consistent links; no two free blocks touch; every free block
+    /// is in the list of its class and every list holds only free blocks of that class; the
+    /// bitmaps agree with the lists; the index holds exactly the blocks in use, each where
+    /// probing finds it; the metadata block is what the heap thinks it is; counts add up.
+    pub fn check_invariants(&self) -> Result<(), &'static str> {
+        if !self.ready {
+            return Ok(());
+        }
+        if self.lo % ALIGN != 0 || self.end > MAX_MEMORY || self.end > self.mem.size() {
+            return Err("heap bounds");
+        }
+        let mut i = self.first;
+        let mut prev = NIL;
+        let mut at = self.lo;
+        let mut records = 0u32;
+        let (mut free, mut used) = (0u32, 0u32);
+        let mut prev_free = false;
+        while i != NIL {
+            if i >= self.high_water {
+                return Err("link outside the record table");
+            }
+            let r = self.rec(i);
+            if r.state != State::Unused && self.state(i) > State::Internal as u32 {
+                return Err("record state out of range");
+            }
+            if r.start as u64 != at {
+                return Err("blocks do not tile the heap");
+            }
+            if r.size == 0 || r.size as u64 % ALIGN != 0 {
+                return Err("block size not a positive multiple of 8");
+            }
+            if r.prev_phys != prev {
+                return Err("physical back link");
+            }
+            match r.state {
+                State::Free => {
+                    if prev_free {
+                        return Err("two free neighbours (coalescing broken)");
+                    }
+                    free += 1;
+                    if self.find(r.start as u64).is_some() {
+                        return Err("free block in the index");
+                    }
+                }
+                State::Live | State::Internal => {
+                    used += 1;
+                    if r.state == State::Live && (r.used == 0 || r.used > r.size) {
+                        return Err("live length out of range");
+                    }
+                    if r.state == State::Live
+                        && r.size as u64 - align_up(r.used as u64) >= MIN_SPLIT
+                    {
+                        return Err("live block keeps an excess it should have split");
+                    }
+                    if self.find(r.start as u64) != Some(i) {
+                        return Err("block in use missing from the index");
+                    }
+                }
+                State::Unused => return Err("unused record in the chain"),
+            }
+            prev_free = r.state == State::Free;
+            at = r.start as u64 + r.size as u64;
+            records += 1;
+            prev = i;
+            i = r.next_phys;
+            if records > self.high_water {
+                return Err("cycle in the physical chain");
+            }
+        }
+        if prev != self.last || at != self.end {
+            return Err("chain does not end at the heap's end");
+        }
+        if used != self.hashed || records != self.in_use {
+            return Err("counts disagree");
+        }
+        let mut listed = 0u32;
+        for fl in 0..FL_COUNT {
+            for sl in 0..SL_COUNT {
+                let bit = self.sl_map[fl] & (1 << sl) != 0;
+                let head = self.heads[fl * SL_COUNT + sl];
+                if bit && head == NIL {
+                    return Err("bitmaps and lists disagree");
+                }
+                if !bit {
+                    continue;
+                }
+                let mut j = head;
+                let mut back = NIL;
+                while j != NIL {
+                    let r = self.rec(j);
+                    if r.state != State::Free || class_of(r.size as u64) != (fl, sl) {
+                        return Err("free list holds a wrong block");
+                    }
+                    if r.prev_free != back {
+                        return Err("free list back link");
+                    }
+                    listed += 1;
+                    if listed > free {
+                        return Err("free lists longer than the free blocks");
+                    }
+                    back = j;
+                    j = r.next_free;
+                }
+            }
+            if (self.fl_map & (1 << fl) != 0) != (self.sl_map[fl] != 0) {
+                return Err("first-level bitmap");
+            }
+        }
+        if listed != free {
+            return Err("a free block is in no list");
+        }
+        let mut unused = 0;
+        let mut j = self.unused_head;
+        while j != NIL {
+            if j >= self.high_water || self.rec(j).state != State::Unused {
+                return Err("unused-record list");
+            }
+            unused += 1;
+            j = self.rec(j).next_free;
+            if unused > self.high_water {
+                return Err("cycle in the unused-record list");
+            }
+        }
+        if unused + self.in_use != self.high_water || self.high_water > self.cap {
+            return Err("record table counts");
+        }
+        let m = self.rec(self.meta_rec);
+        if m.state != State::Internal
+            || m.start as u64 != self.meta
+            || (m.size as u64) < self.cap as u64 * META_PER_REC
+        {
+            return Err("metadata block");
+        }
+        let occupied = (0..self.slots()).filter(|&k| self.slot(k) != 0).count();
+        if occupied != self.hashed as usize || self.hashed as u64 * 2 > self.slots() {
+            return Err("index occupancy");
+        }
+        Ok(())
+    }
+}
+
+/// A record's fields, read at once by the invariant scanner.
+#[cfg(any(test, feature = "check-invariants"))]
+#[derive(Clone, Copy, Debug)]
+struct Rec {
+    start: u32,
+    size: u32,
+    used: u32,
+    state: State,
+    prev_phys: u32,
+    next_phys: u32,
+    prev_free: u32,
+    next_free: u32,
+}
