@@ -1,1 +1,11 @@
-
+//! # kernel-build: the kernel's wasm artifacts
+//!
+//! - [`artifacts`]: builds the core module, the component and the sample plugins with
+//!   nested cargo invocations (used by host-demo's build script and by `make build`).
+//! - [`postlink`]: the core module's post-link step (`extism_context`, exact exports).
+//! - [`componentize`]: the component from the kernel-component crate's core module.
+//! - [`abi`]: the raw ABI's exports and types.
+pub mod abi;
+pub mod artifacts;
+pub mod componentize;
+pub mod postlink;

@@ -35,9 +35,9 @@ const SLI: u32 = 3;
 const SL_COUNT: usize = 1 << SLI;
 /// Sizes below this have classes 8 bytes wide (first level 0).
 const SMALL: u64 = 1 << (SLI + 3);
-/// First levels: 0 for small sizes, then one per power of two up to 2^31 (27 in use; 32 so
-/// that indices masked with 31 are provably in bounds and need no panic path).
-const FL_COUNT: usize = 32;
+/// Classes: 8 per first level; level 0 for small sizes, then one per power of two up to 2^31
+/// (27 levels, 216 classes). 256 so that a class masked with 255 is provably in bounds.
+const CLASSES: usize = 256;
 
 /// No record.
 const NIL: u32 = u32::MAX;
@@ -111,21 +111,21 @@ const fn align_up(n: u64) -> u64 {
     (n + ALIGN - 1) & !(ALIGN - 1)
 }
 
-/// The class a block of `size` bytes is filed under. Sizes are below 2^32, so the first
-/// level is at most 26; the mask only lets the compiler see the bound.
-fn class_of(size: u64) -> (usize, usize) {
+/// The class a block of `size` bytes is filed under: first level times 8 plus second level.
+/// Sizes are below 2^32, so the class is below 216; the mask only lets the compiler see it.
+fn class_of(size: u64) -> usize {
     if size < SMALL {
-        (0, (size / ALIGN) as usize & (SL_COUNT - 1))
+        (size / ALIGN) as usize
     } else {
         let log = 63 - size.leading_zeros();
-        let fl = (log - (SLI + 3) + 1) as usize & (FL_COUNT - 1);
+        let fl = (log - (SLI + 3) + 1) as usize;
         let sl = ((size >> (log - SLI)) as usize) & (SL_COUNT - 1);
-        (fl, sl)
+        (fl * SL_COUNT + sl) & (CLASSES - 1)
     }
 }
 
 /// The first class whose every block holds `size` bytes, or `None` past the largest class.
-fn class_fitting(size: u64) -> Option<(usize, usize)> {
+fn class_fitting(size: u64) -> Option<usize> {
     let size = if size < SMALL {
         size
     } else {
@@ -143,8 +143,9 @@ pub struct Heap<M: Memory> {
     lo: u64,
     /// End of managed memory: the memory's size when the heap last grew.
     end: u64,
-    /// The metadata block: `cap` records, then `cap * SLOTS_PER_REC` hash slots.
-    meta: u64,
+    /// The metadata block: `cap` records, then `cap * SLOTS_PER_REC` hash slots. Kept as a
+    /// `usize` (it is below 4 GiB) so address arithmetic stays 32-bit on wasm.
+    meta: usize,
     cap: u32,
     /// The record of the metadata block itself.
     meta_rec: u32,
@@ -157,9 +158,9 @@ pub struct Heap<M: Memory> {
     /// Physical ends of the block chain.
     first: u32,
     last: u32,
-    fl_map: u32,
-    sl_map: [u8; FL_COUNT],
-    heads: [u32; FL_COUNT * SL_COUNT],
+    /// One bit per class: set when its list is not empty.
+    nonempty: [u64; CLASSES / 64],
+    heads: [u32; CLASSES],
     ready: bool,
 }
 
@@ -181,9 +182,8 @@ impl<M: Memory> Heap<M> {
             hashed: 0,
             first: 0,
             last: 0,
-            fl_map: 0,
-            sl_map: [0; FL_COUNT],
-            heads: [0; FL_COUNT * SL_COUNT],
+            nonempty: [0; CLASSES / 64],
+            heads: [0; CLASSES],
             ready: false,
         }
     }
@@ -199,7 +199,8 @@ impl<M: Memory> Heap<M> {
     }
 
     /// Lays the heap out as on a fresh start: metadata at the bottom, one free block above.
-    /// Returns `false` (and stays unready) when memory cannot hold even the metadata.
+    /// Returns `false` (and stays unready, with `end == 0`) when memory cannot hold even the
+    /// metadata; that can only happen on the first call, since memory never shrinks.
     fn init(&mut self) -> bool {
         self.ready = false;
         // Offset 0 is the null handle: a heap that may start there starts one word later.
@@ -214,14 +215,13 @@ impl<M: Memory> Heap<M> {
         }
         self.lo = lo;
         self.end = self.mem.size();
-        self.meta = lo;
+        self.meta = lo as usize;
         self.cap = INITIAL_RECORDS;
         self.high_water = 0;
         self.unused_head = NIL;
         self.in_use = 0;
         self.hashed = 0;
-        self.fl_map = 0;
-        self.sl_map = [0; FL_COUNT];
+        self.nonempty = [0; CLASSES / 64];
         self.first = NIL;
         self.last = NIL;
         self.clear_index();
@@ -245,7 +245,10 @@ impl<M: Memory> Heap<M> {
     /// Record `i` (which must be below the high-water mark).
     fn r(&self, i: u32) -> R {
         debug_assert!(i < self.high_water);
-        R(self.mem.at(self.meta + i as u64 * REC_BYTES).cast())
+        R(self
+            .mem
+            .at(self.meta + i as usize * REC_BYTES as usize)
+            .cast())
     }
 
     fn get(&self, i: u32, f: F) -> u32 {
@@ -308,7 +311,7 @@ impl<M: Memory> Heap<M> {
     fn slot_ptr(&self, k: u64) -> *mut u32 {
         debug_assert!(k < self.slots());
         self.mem
-            .at(self.meta + self.cap as u64 * REC_BYTES + k * 4)
+            .at(self.meta + self.cap as usize * REC_BYTES as usize + k as usize * 4)
             .cast()
     }
 
@@ -345,8 +348,9 @@ impl<M: Memory> Heap<M> {
     }
 
     /// The slot holding the block that starts at `h`, if any.
-    fn index_find(&self, h: u64) -> Option<u64> {
-        if !self.ready || h % ALIGN != 0 || h < self.lo || h >= self.end {
+    fn index_find(&self, h: u64) -> Option<(u64, u32)> {
+        // An unready heap has `end == 0`: nothing is found.
+        if !h.is_multiple_of(ALIGN) || h < self.lo || h >= self.end {
             return None;
         }
         let mask = self.slots() - 1;
@@ -354,10 +358,16 @@ impl<M: Memory> Heap<M> {
         loop {
             match self.slot(k) {
                 0 => return None,
-                v if self.start(v - 1) == h => return Some(k),
+                v if self.start(v - 1) == h => return Some((k, v - 1)),
                 _ => k = (k + 1) & mask,
             }
         }
+    }
+
+    /// The slot and record of the live block `h`, if `h` is a live handle.
+    fn live(&self, h: u64) -> Option<(u64, u32)> {
+        self.index_find(h)
+            .filter(|&(_, i)| self.state(i) == State::Live as u32)
     }
 
     /// Removes slot `k`, shifting later members of its probe run back (no tombstones).
@@ -387,17 +397,22 @@ impl<M: Memory> Heap<M> {
     }
 
     /// The record of the block in use that starts at `h`.
+    #[cfg(any(test, feature = "check-invariants"))]
     fn find(&self, h: u64) -> Option<u32> {
-        self.index_find(h).map(|k| self.slot(k) - 1)
+        self.index_find(h).map(|(_, i)| i)
     }
 
     // ----- free lists ---------------------------------------------------------------------
 
+    fn has_blocks(&self, c: usize) -> bool {
+        self.nonempty[c / 64] & (1 << (c % 64)) != 0
+    }
+
     fn insert_free(&mut self, i: u32) {
-        let (fl, sl) = class_of(self.size(i));
-        // A head whose bit is clear is stale (reset clears only the bitmaps).
-        let head = if self.sl_map[fl] & (1 << sl) != 0 {
-            self.heads[fl * SL_COUNT + sl]
+        let c = class_of(self.size(i));
+        // A head whose bit is clear is stale (reset clears only the bitmap).
+        let head = if self.has_blocks(c) {
+            self.heads[c]
         } else {
             NIL
         };
@@ -408,24 +423,20 @@ impl<M: Memory> Heap<M> {
         if head != NIL {
             self.put(head, F::PrevFree, i);
         }
-        self.heads[fl * SL_COUNT + sl] = i;
-        self.fl_map |= 1 << fl;
-        self.sl_map[fl] |= 1 << sl;
+        self.heads[c] = i;
+        self.nonempty[c / 64] |= 1 << (c % 64);
     }
 
     fn remove_free(&mut self, i: u32) {
         let r = self.r(i);
-        let (fl, sl) = class_of(r.get(F::Size) as u64);
+        let c = class_of(r.get(F::Size) as u64);
         let (prev, next) = (r.get(F::PrevFree), r.get(F::NextFree));
         if prev != NIL {
             self.put(prev, F::NextFree, next);
         } else {
-            self.heads[fl * SL_COUNT + sl] = next;
+            self.heads[c] = next;
             if next == NIL {
-                self.sl_map[fl] &= !(1 << sl);
-                if self.sl_map[fl] == 0 {
-                    self.fl_map &= !(1 << fl);
-                }
+                self.nonempty[c / 64] &= !(1 << (c % 64));
             }
         }
         if next != NIL {
@@ -435,33 +446,21 @@ impl<M: Memory> Heap<M> {
 
     /// A free block of at least `size` bytes, if one exists without growing.
     fn find_free(&self, size: u64) -> Option<u32> {
-        // A few blocks of the exact class may fit where the good-fit search would skip it.
-        let (fl, sl) = class_of(size);
-        if self.sl_map[fl] & (1 << sl) != 0 {
-            let mut i = self.heads[fl * SL_COUNT + sl];
-            for _ in 0..4 {
-                if i == NIL {
-                    break;
-                }
-                if self.size(i) >= size {
-                    return Some(i);
-                }
-                i = self.get(i, F::NextFree);
-            }
+        // The head of the exact class may fit where the good-fit search would skip it.
+        let c = class_of(size);
+        if self.has_blocks(c) && self.size(self.heads[c]) >= size {
+            return Some(self.heads[c]);
         }
-        let (fl, sl) = class_fitting(size)?;
-        let sl_bits = self.sl_map[fl] as u32 & (u32::MAX << sl);
-        let (fl, sl) = if sl_bits != 0 {
-            (fl, sl_bits.trailing_zeros() as usize)
-        } else {
-            let fl_bits = self.fl_map & u32::MAX.checked_shl(fl as u32 + 1).unwrap_or(0);
-            if fl_bits == 0 {
-                return None;
-            }
-            let fl = fl_bits.trailing_zeros() as usize;
-            (fl, (self.sl_map[fl] as u32).trailing_zeros() as usize)
-        };
-        Some(self.heads[fl * SL_COUNT + sl])
+        // Good fit: the first non-empty class from the one whose every block fits: at most
+        // four bitmap words.
+        let c = class_fitting(size)?;
+        let mut w = c / 64;
+        let mut bits = self.nonempty[w] & (u64::MAX << (c % 64));
+        while bits == 0 {
+            w += 1;
+            bits = *self.nonempty.get(w)?;
+        }
+        Some(self.heads[(w * 64 + bits.trailing_zeros() as usize) & (CLASSES - 1)])
     }
 
     // ----- blocks -------------------------------------------------------------------------
@@ -596,7 +595,7 @@ impl<M: Memory> Heap<M> {
         };
         let old_rec = self.meta_rec;
         let old_meta = self.meta;
-        let new_meta = self.start(new);
+        let new_meta = self.start(new) as usize;
         // SAFETY: both ranges lie in `[lo, end)` and belong to two different blocks in use
         // (the old and the new metadata block), so they do not overlap.
         unsafe {
@@ -617,7 +616,7 @@ impl<M: Memory> Heap<M> {
             }
         }
         // The old block is in use, so it is indexed; `release` files it with the free space.
-        if let Some(k) = self.index_find(old_meta) {
+        if let Some((k, _)) = self.index_find(old_meta as u64) {
             self.index_remove(k);
             self.release(old_rec);
         }
@@ -643,13 +642,9 @@ impl<M: Memory> Heap<M> {
 
     /// Frees the block `h`; `false` (and nothing changes) when `h` is not a live handle.
     pub fn free(&mut self, h: u64) -> bool {
-        let Some(k) = self.index_find(h) else {
+        let Some((k, i)) = self.live(h) else {
             return false;
         };
-        let i = self.slot(k) - 1;
-        if self.state(i) != State::Live as u32 {
-            return false;
-        }
         self.index_remove(k);
         self.release(i);
         true
@@ -657,16 +652,12 @@ impl<M: Memory> Heap<M> {
 
     /// The requested length of the live block `h`; `0` for any other value. O(1).
     pub fn length(&self, h: u64) -> u64 {
-        match self.find(h) {
-            Some(i) if self.state(i) == State::Live as u32 => self.get(i, F::Used) as u64,
-            _ => 0,
-        }
+        self.live(h).map_or(0, |(_, i)| self.get(i, F::Used) as u64)
     }
 
     /// Whether `h` is a live handle.
     pub fn is_live(&self, h: u64) -> bool {
-        self.find(h)
-            .is_some_and(|i| self.state(i) == State::Live as u32)
+        self.live(h).is_some()
     }
 
     /// Forgets every block. O(1): see the module docs.
@@ -676,7 +667,7 @@ impl<M: Memory> Heap<M> {
 
     /// Bytes under the heap's management (metadata included).
     pub fn memory_bytes(&self) -> u64 {
-        if self.ready { self.end - self.lo } else { 0 }
+        self.end - self.lo
     }
 
     /// Whether `[p, p + w)` may be read and written by a plugin: inside the heap and clear of
@@ -686,48 +677,52 @@ impl<M: Memory> Heap<M> {
             return false;
         };
         if cfg!(feature = "bounds-checking") {
-            let meta_end = self.meta + self.cap as u64 * META_PER_REC;
-            self.ready && p >= self.lo && e <= self.end && (e <= self.meta || p >= meta_end)
+            let meta = self.meta as u64;
+            let meta_end = meta + self.cap as u64 * META_PER_REC;
+            // An unready heap has `end == 0`: nothing is accessible.
+            p >= self.lo && e <= self.end && (e <= meta || p >= meta_end)
         } else {
             e <= self.mem.size()
         }
     }
 
+    /// The address of byte `p`, if `[p, p + w)` is [`accessible`](Self::accessible). The
+    /// pointer is valid for `w` bytes of reads and writes until the heap next changes.
+    pub fn ptr(&self, p: u64, w: u64) -> Option<*mut u8> {
+        self.accessible(p, w).then(|| self.mem.at(p as usize))
+    }
+
     /// The `w` bytes at `p`, if [`accessible`](Self::accessible).
     pub fn bytes(&self, p: u64, w: u64) -> Option<&[u8]> {
-        if !self.accessible(p, w) {
-            return None;
-        }
-        // SAFETY: `[p, p + w)` lies inside the memory (checked just above), which the heap owns;
-        // the shared borrow of `self` keeps it from changing while the slice lives.
-        Some(unsafe { core::slice::from_raw_parts(self.mem.at(p), w as usize) })
+        let q = self.ptr(p, w)?;
+        // SAFETY: `ptr` gives addresses of accessible ranges only, which lie inside the memory
+        // the heap owns; the shared borrow of `self` keeps them from changing while the slice
+        // lives.
+        Some(unsafe { core::slice::from_raw_parts(q, w as usize) })
     }
 
     /// The `w` bytes at `p` for writing, if [`accessible`](Self::accessible).
     pub fn bytes_mut(&mut self, p: u64, w: u64) -> Option<&mut [u8]> {
-        if !self.accessible(p, w) {
-            return None;
-        }
+        let q = self.ptr(p, w)?;
         // SAFETY: as in `bytes`; the exclusive borrow of `self` makes this the only access.
-        Some(unsafe { core::slice::from_raw_parts_mut(self.mem.at(p), w as usize) })
+        Some(unsafe { core::slice::from_raw_parts_mut(q, w as usize) })
     }
 
     /// Reads `N` bytes at `p`; `None` when not accessible.
     pub fn load<const N: usize>(&self, p: u64) -> Option<[u8; N]> {
-        let mut v = [0; N];
-        v.copy_from_slice(self.bytes(p, N as u64)?);
-        Some(v)
+        let q = self.ptr(p, N as u64)?;
+        // SAFETY: `ptr` checked that `N` bytes at `q` lie inside the memory; any alignment.
+        Some(unsafe { q.cast::<[u8; N]>().read_unaligned() })
     }
 
     /// Writes `N` bytes at `p`; `false` (and nothing written) when not accessible.
     pub fn store<const N: usize>(&mut self, p: u64, v: [u8; N]) -> bool {
-        match self.bytes_mut(p, N as u64) {
-            Some(b) => {
-                b.copy_from_slice(&v);
-                true
-            }
-            None => false,
+        match self.ptr(p, N as u64) {
+            // SAFETY: as in `load`; `&mut self` makes this the only access.
+            Some(q) => unsafe { q.cast::<[u8; N]>().write_unaligned(v) },
+            None => return false,
         }
+        true
     }
 
     /// Number of live blocks plus the heap's own (the metadata block).
@@ -767,7 +762,7 @@ impl<M: Memory> Heap<M> {
         if !self.ready {
             return Ok(());
         }
-        if self.lo % ALIGN != 0 || self.end > MAX_MEMORY || self.end > self.mem.size() {
+        if !self.lo.is_multiple_of(ALIGN) || self.end > MAX_MEMORY || self.end > self.mem.size() {
             return Err("heap bounds");
         }
         let mut i = self.first;
@@ -787,7 +782,7 @@ impl<M: Memory> Heap<M> {
             if r.start as u64 != at {
                 return Err("blocks do not tile the heap");
             }
-            if r.size == 0 || r.size as u64 % ALIGN != 0 {
+            if r.size == 0 || !(r.size as u64).is_multiple_of(ALIGN) {
                 return Err("block size not a positive multiple of 8");
             }
             if r.prev_phys != prev {
@@ -835,36 +830,29 @@ impl<M: Memory> Heap<M> {
             return Err("counts disagree");
         }
         let mut listed = 0u32;
-        for fl in 0..FL_COUNT {
-            for sl in 0..SL_COUNT {
-                let bit = self.sl_map[fl] & (1 << sl) != 0;
-                let head = self.heads[fl * SL_COUNT + sl];
-                if bit && head == NIL {
-                    return Err("bitmaps and lists disagree");
-                }
-                if !bit {
-                    continue;
-                }
-                let mut j = head;
-                let mut back = NIL;
-                while j != NIL {
-                    let r = self.rec(j);
-                    if r.state != State::Free || class_of(r.size as u64) != (fl, sl) {
-                        return Err("free list holds a wrong block");
-                    }
-                    if r.prev_free != back {
-                        return Err("free list back link");
-                    }
-                    listed += 1;
-                    if listed > free {
-                        return Err("free lists longer than the free blocks");
-                    }
-                    back = j;
-                    j = r.next_free;
-                }
+        for c in 0..CLASSES {
+            if !self.has_blocks(c) {
+                continue;
             }
-            if (self.fl_map & (1 << fl) != 0) != (self.sl_map[fl] != 0) {
-                return Err("first-level bitmap");
+            let mut j = self.heads[c];
+            if j == NIL {
+                return Err("bitmap and lists disagree");
+            }
+            let mut back = NIL;
+            while j != NIL {
+                let r = self.rec(j);
+                if r.state != State::Free || class_of(r.size as u64) != c {
+                    return Err("free list holds a wrong block");
+                }
+                if r.prev_free != back {
+                    return Err("free list back link");
+                }
+                listed += 1;
+                if listed > free {
+                    return Err("free lists longer than the free blocks");
+                }
+                back = j;
+                j = r.next_free;
             }
         }
         if listed != free {
@@ -887,7 +875,7 @@ impl<M: Memory> Heap<M> {
         }
         let m = self.rec(self.meta_rec);
         if m.state != State::Internal
-            || m.start as u64 != self.meta
+            || m.start as usize != self.meta
             || (m.size as u64) < self.cap as u64 * META_PER_REC
         {
             return Err("metadata block");

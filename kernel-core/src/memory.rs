@@ -30,8 +30,9 @@ pub unsafe trait Memory {
     /// Grows the memory by `pages` pages; `false` when the memory cannot grow that far
     /// (a host limit, or the 4 GiB address space), in which case nothing changed.
     fn grow(&mut self, pages: u64) -> bool;
-    /// The address of byte `off`. Only meaningful for `off < size()`.
-    fn at(&self, off: u64) -> *mut u8;
+    /// The address of byte `off`. Only meaningful for `off < size()`, so `off` always fits a
+    /// `usize` (offsets are below 4 GiB).
+    fn at(&self, off: usize) -> *mut u8;
 }
 
 /// The module's own linear memory (memory index 0); offsets are addresses.
@@ -65,8 +66,8 @@ unsafe impl Memory for WasmMemory {
         }
     }
 
-    fn at(&self, off: u64) -> *mut u8 {
-        core::ptr::with_exposed_provenance_mut(off as usize)
+    fn at(&self, off: usize) -> *mut u8 {
+        core::ptr::with_exposed_provenance_mut(off)
     }
 }
 
@@ -150,8 +151,8 @@ mod vec_memory {
             true
         }
 
-        fn at(&self, off: u64) -> *mut u8 {
-            self.base.wrapping_add(off as usize)
+        fn at(&self, off: usize) -> *mut u8 {
+            self.base.wrapping_add(off)
         }
     }
 }

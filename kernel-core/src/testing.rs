@@ -624,7 +624,7 @@ impl Runner {
         if self.check_invariants {
             d.check().map_err(|e| format!("invariant broken: {e}"))?;
         }
-        if self.full_check_every > 0 && self.actions % self.full_check_every == 0 {
+        if self.full_check_every > 0 && self.actions.is_multiple_of(self.full_check_every) {
             self.verify_all(d)?;
         }
         Ok(())

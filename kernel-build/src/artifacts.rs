@@ -1,0 +1,152 @@
+//! Builds every wasm artifact with nested cargo invocations, one per artifact.
+//!
+//! Each wasm crate is built in its own cargo invocation with `--target` given explicitly:
+//! cargo unifies features across one invocation, so building the core module (feature
+//! `exports`) together with the component would give the component the raw `alloc`/`free`
+//! symbols. The nested builds use their own target directory, so they never wait on the
+//! lock of the build that runs them (host-demo's build script).
+
+use crate::{componentize::componentize, postlink::finish_core_module};
+use anyhow::{Context, Result, ensure};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// File name of the core module.
+pub const CORE_MODULE: &str = "extism-kernel.wasm";
+/// File name of the component.
+pub const COMPONENT: &str = "extism-kernel.component.wasm";
+/// Stack of the core module: the kernel's functions barely use one (the contract suite runs
+/// every export under it). Small enough that the statics above it have 2-byte addresses.
+pub const CORE_STACK_BYTES: u32 = 8 * 1024;
+
+/// The sample plugins: crate file stem and target.
+pub const PLUGINS: [(&str, &str); 7] = [
+    ("plugin_count_vowels", "wasm32-unknown-unknown"),
+    ("plugin_echo", "wasm32-unknown-unknown"),
+    ("plugin_fail", "wasm32-unknown-unknown"),
+    ("plugin_alloc_churn", "wasm32-unknown-unknown"),
+    ("plugin_host_fn", "wasm32-unknown-unknown"),
+    ("plugin_http", "wasm32-unknown-unknown"),
+    ("plugin_wasi_print", "wasm32-wasip1"),
+];
+
+/// What was built, and where.
+#[derive(Debug, Clone)]
+pub struct Artifacts {
+    /// The core module, post-linked.
+    pub core: PathBuf,
+    /// The component.
+    pub component: PathBuf,
+    /// The sample plugins, by crate file stem.
+    pub plugins: Vec<(String, PathBuf)>,
+}
+
+fn cargo(root: &Path) -> Command {
+    let mut c = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    c.current_dir(root);
+    // What a parent build (a build script, `cargo test`) sets must not leak into the wasm
+    // builds: host rustflags, wrappers, another target directory or target.
+    for var in [
+        "CARGO_ENCODED_RUSTFLAGS",
+        "RUSTFLAGS",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "RUSTC_WRAPPER",
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_TARGET",
+        "CARGO_BUILD_RUSTFLAGS",
+    ] {
+        c.env_remove(var);
+    }
+    c
+}
+
+fn run(mut c: Command) -> Result<()> {
+    let status = c.status().with_context(|| format!("running {c:?}"))?;
+    ensure!(status.success(), "{c:?} failed with {status}");
+    Ok(())
+}
+
+/// Builds the core module, the component and the sample plugins of the workspace at `root`
+/// into `out`, using `target_dir` for the nested cargo builds.
+pub fn build_all(root: &Path, target_dir: &Path, out: &Path) -> Result<Artifacts> {
+    std::fs::create_dir_all(out)?;
+    let wasm_dir = |target: &str, profile: &str| target_dir.join(target).join(profile);
+
+    let mut c = cargo(root);
+    c.args([
+        "rustc",
+        "-p",
+        "kernel-core",
+        "--lib",
+        "--crate-type",
+        "cdylib",
+    ])
+    .args([
+        "--features",
+        "exports",
+        "--target",
+        "wasm32-unknown-unknown",
+    ])
+    .args(["--profile", "wasm-release", "--target-dir"])
+    .arg(target_dir)
+    .args(["--", "-C"])
+    .arg(format!("link-arg=-zstack-size={CORE_STACK_BYTES}"))
+    // Without this, wasm-ld keeps every static's address as a padded 5-byte LEB.
+    .args(["-C", "link-arg=--compress-relocations"]);
+    run(c)?;
+    let linked =
+        std::fs::read(wasm_dir("wasm32-unknown-unknown", "wasm-release").join("kernel_core.wasm"))?;
+    let core = out.join(CORE_MODULE);
+    std::fs::write(
+        &core,
+        finish_core_module(&linked).context("post-linking the core module")?,
+    )?;
+
+    let mut c = cargo(root);
+    c.args([
+        "build",
+        "-p",
+        "kernel-component",
+        "--lib",
+        "--target",
+        "wasm32-unknown-unknown",
+    ])
+    .args(["--profile", "wasm-release", "--target-dir"])
+    .arg(target_dir);
+    run(c)?;
+    let module = std::fs::read(
+        wasm_dir("wasm32-unknown-unknown", "wasm-release").join("kernel_component.wasm"),
+    )?;
+    let component = out.join(COMPONENT);
+    std::fs::write(
+        &component,
+        componentize(&module).context("componentizing the kernel")?,
+    )?;
+
+    let manifest = root.join("plugins").join("Cargo.toml");
+    for target in ["wasm32-unknown-unknown", "wasm32-wasip1"] {
+        let mut c = cargo(root);
+        c.args(["build", "--release", "--target", target, "--manifest-path"])
+            .arg(&manifest)
+            .arg("--target-dir")
+            .arg(target_dir);
+        for (name, t) in PLUGINS {
+            if t == target {
+                c.args(["-p", &name.replace('_', "-")]);
+            }
+        }
+        run(c)?;
+    }
+    let mut plugins = Vec::new();
+    for (name, target) in PLUGINS {
+        let built = wasm_dir(target, "release").join(format!("{name}.wasm"));
+        let dst = out.join(format!("{name}.wasm"));
+        std::fs::copy(&built, &dst).with_context(|| format!("copying {}", built.display()))?;
+        plugins.push((name.to_string(), dst));
+    }
+    Ok(Artifacts {
+        core,
+        component,
+        plugins,
+    })
+}

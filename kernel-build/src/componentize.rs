@@ -1,0 +1,15 @@
+//! The kernel component: the wit-bindgen core module encoded as a component.
+
+use anyhow::{Context, Result};
+use wit_component::ComponentEncoder;
+
+/// Turns the kernel-component crate's core module (with its embedded `component-type`
+/// section, from wit-bindgen) into a validated component.
+pub fn componentize(core: &[u8]) -> Result<Vec<u8>> {
+    ComponentEncoder::default()
+        .validate(true)
+        .module(core)
+        .context("reading the component's core module")?
+        .encode()
+        .context("encoding the component")
+}
