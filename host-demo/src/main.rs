@@ -1,1 +1,5 @@
-fn main() {}
+//! `host-demo`: see `host-demo --help`.
+
+fn main() {
+    std::process::exit(host_demo::cli::main());
+}

@@ -1,0 +1,244 @@
+//! The command line: `host-demo call`, `host-demo demo`, in the style of `extism call`.
+
+use crate::{HostFunction, KernelKind, Plugin, PluginOptions, Runtime, RuntimeOptions, artifacts};
+use clap::{Parser, Subcommand, ValueEnum};
+use std::ffi::OsString;
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use wasmtime::error::Context;
+use wasmtime::{Result, bail};
+
+/// Run Extism plugins on this project's kernel, as a core module or as a component.
+#[derive(Debug, Parser)]
+#[command(name = "host-demo", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Call a function of a plugin and write its output to stdout.
+    Call(CallArgs),
+    /// Run the sample plugins on both kernel forms and print a side-by-side table.
+    Demo,
+}
+
+/// Which kernel form to run a plugin on.
+#[derive(Debug, Clone, Copy, ValueEnum, Default)]
+pub enum KernelArg {
+    /// The kernel core module, linked into the plugin as Extism's runtime does.
+    #[default]
+    Core,
+    /// The kernel component, answering the plugin's kernel imports through host functions.
+    Component,
+}
+
+/// Log levels for `--log-level`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LevelArg {
+    /// Everything.
+    Trace,
+    /// Debug and above.
+    Debug,
+    /// Info and above.
+    Info,
+    /// Warnings and errors.
+    Warn,
+    /// Errors only.
+    Error,
+}
+
+/// `host-demo call PLUGIN FUNCTION`.
+#[derive(Debug, clap::Args)]
+pub struct CallArgs {
+    /// The plugin: a `.wasm` file, or `sample:NAME` for an embedded sample plugin (echo,
+    /// count_vowels, fail, alloc_churn, host_fn, http, wasi_print).
+    pub plugin: String,
+    /// The function to call.
+    pub function: String,
+    /// The input (bytes of this argument).
+    #[arg(short, long, conflicts_with = "stdin")]
+    pub input: Option<OsString>,
+    /// Read the input from stdin.
+    #[arg(long)]
+    pub stdin: bool,
+    /// A config value for the plugin, `KEY=VALUE` (repeatable).
+    #[arg(long = "config", value_name = "KEY=VALUE")]
+    pub config: Vec<OsString>,
+    /// The kernel form.
+    #[arg(long, value_enum, default_value_t)]
+    pub kernel: KernelArg,
+    /// Another kernel module to run on the core backend (for example upstream's
+    /// `extism-runtime.wasm`).
+    #[arg(long, value_name = "PATH", conflicts_with = "kernel")]
+    pub kernel_wasm: Option<PathBuf>,
+    /// Link WASI preview 1 (for plugins built for wasm32-wasip1).
+    #[arg(long)]
+    pub wasi: bool,
+    /// A host the plugin may reach with HTTP requests: a glob such as `*.example.com`
+    /// (repeatable; none by default).
+    #[arg(long = "allow-host", value_name = "GLOB")]
+    pub allow_host: Vec<String>,
+    /// Call the function N times on the same plugin, printing the time per call to stderr.
+    #[arg(long = "loop", value_name = "N", default_value_t = 1)]
+    pub loops: u32,
+    /// Fail a call that runs longer than this many milliseconds.
+    #[arg(long, value_name = "MS")]
+    pub timeout: Option<u64>,
+    /// Fail a call that uses more than this much fuel (wasm instructions, roughly).
+    #[arg(long, value_name = "N")]
+    pub fuel: Option<u64>,
+    /// Most 64 KiB pages the plugin's memories may hold together, kernel included.
+    #[arg(long, value_name = "PAGES")]
+    pub memory_max: Option<u64>,
+    /// Print the plugin's log lines of this level and above to stderr (off by default).
+    #[arg(long, value_enum)]
+    pub log_level: Option<LevelArg>,
+}
+
+impl From<LevelArg> for log::Level {
+    fn from(l: LevelArg) -> Self {
+        match l {
+            LevelArg::Trace => log::Level::Trace,
+            LevelArg::Debug => log::Level::Debug,
+            LevelArg::Info => log::Level::Info,
+            LevelArg::Warn => log::Level::Warn,
+            LevelArg::Error => log::Level::Error,
+        }
+    }
+}
+
+fn parse_config(items: &[OsString]) -> Result<Vec<(String, String)>> {
+    items
+        .iter()
+        .map(|item| {
+            let s = item
+                .to_str()
+                .with_context(|| format!("--config {item:?} is not valid UTF-8"))?;
+            let (k, v) = s
+                .split_once('=')
+                .with_context(|| format!("--config `{s}` is not KEY=VALUE"))?;
+            Ok((k.to_string(), v.to_string()))
+        })
+        .collect()
+}
+
+fn read_plugin(spec: &str) -> Result<Vec<u8>> {
+    if let Some(name) = spec.strip_prefix("sample:") {
+        return artifacts::plugin(name)
+            .map(<[u8]>::to_vec)
+            .with_context(|| format!("no sample plugin `{name}`"));
+    }
+    std::fs::read(spec).with_context(|| format!("reading {spec}"))
+}
+
+/// The user host function the sample plugin `host_fn` imports: reverses a UTF-8 string.
+pub fn host_reverse() -> HostFunction {
+    HostFunction::bytes("host_reverse", |input| {
+        Ok(String::from_utf8_lossy(input)
+            .chars()
+            .rev()
+            .collect::<String>()
+            .into_bytes())
+    })
+}
+
+/// Runs `host-demo call`; the process exit code.
+pub fn call(args: CallArgs) -> Result<i32> {
+    if let Some(level) = args.log_level {
+        env_logger::Builder::new()
+            .filter_module(
+                crate::host_fns::LOG_TARGET,
+                log::Level::from(level).to_level_filter(),
+            )
+            .format_target(false)
+            .init();
+    }
+    let wasm = read_plugin(&args.plugin)?;
+    let input = if args.stdin {
+        let mut v = Vec::new();
+        std::io::stdin().read_to_end(&mut v)?;
+        v
+    } else {
+        args.input
+            .map(|s| s.into_encoded_bytes())
+            .unwrap_or_default()
+    };
+    let kernel_wasm = match &args.kernel_wasm {
+        Some(p) => Some(Arc::new(
+            std::fs::read(p).with_context(|| format!("reading {}", p.display()))?,
+        )),
+        None => None,
+    };
+    if args.loops == 0 {
+        bail!("--loop must be at least 1");
+    }
+    let runtime = Runtime::new(RuntimeOptions {
+        fuel: args.fuel.is_some(),
+    })?;
+    let options = PluginOptions {
+        kernel: match args.kernel {
+            KernelArg::Core => KernelKind::Core,
+            KernelArg::Component => KernelKind::Component,
+        },
+        kernel_wasm,
+        config: parse_config(&args.config)?.into_iter().collect(),
+        allowed_hosts: args.allow_host,
+        wasi: args.wasi,
+        timeout: args.timeout.map(Duration::from_millis),
+        fuel: args.fuel,
+        memory_max_pages: args.memory_max,
+        log_level: args.log_level.map(Into::into),
+        functions: vec![host_reverse()],
+        ..PluginOptions::default()
+    };
+    let mut plugin = Plugin::new(&runtime, &wasm, options)?;
+    let mut times = Vec::with_capacity(args.loops as usize);
+    let mut output = Vec::new();
+    for _ in 0..args.loops {
+        let t = Instant::now();
+        output = plugin.call(&args.function, &input)?;
+        times.push(t.elapsed());
+    }
+    std::io::stdout().write_all(&output)?;
+    std::io::stdout().flush()?;
+    if args.loops > 1 {
+        times.sort();
+        let total: Duration = times.iter().sum();
+        eprintln!(
+            "{} calls: mean {:.2} us, median {:.2} us, min {:.2} us per call",
+            times.len(),
+            total.as_secs_f64() * 1e6 / times.len() as f64,
+            times[times.len() / 2].as_secs_f64() * 1e6,
+            times[0].as_secs_f64() * 1e6
+        );
+    }
+    Ok(0)
+}
+
+/// Parses the arguments and runs; errors go to stderr as one line with exit code 1.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Call(args) => call(args),
+        Command::Demo => {
+            crate::demo::run(&mut std::io::stdout()).map(|agreed| if agreed { 0 } else { 1 })
+        }
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            let msg = format!("{e:#}");
+            eprintln!(
+                "error: {}",
+                msg.split_whitespace().collect::<Vec<_>>().join(" ")
+            );
+            1
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! The engine every plugin of a host shares, with both kernel forms compiled once.
+
+use crate::artifacts;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use wasmtime::Result;
+use wasmtime::component::Component;
+use wasmtime::error::Context;
+use wasmtime::{Config, Engine, Module};
+
+/// How often the epoch advances: the granularity of call timeouts.
+pub const EPOCH_TICK: Duration = Duration::from_millis(2);
+
+/// Engine-wide settings.
+#[derive(Debug, Clone, Default)]
+pub struct RuntimeOptions {
+    /// Count fuel, so that plugins can be given a fuel limit (slows every call a little).
+    pub fuel: bool,
+}
+
+/// A wasmtime engine with the kernels compiled for it and a thread that advances the epoch.
+#[derive(Debug)]
+pub struct Runtime {
+    engine: Engine,
+    core_kernel: Module,
+    component_kernel: Component,
+    options: RuntimeOptions,
+    stop: Arc<AtomicBool>,
+}
+
+impl Runtime {
+    /// An engine with epoch interruption (for timeouts) and, if asked, fuel.
+    pub fn new(options: RuntimeOptions) -> Result<Self> {
+        let mut config = Config::new();
+        config.epoch_interruption(true);
+        config.consume_fuel(options.fuel);
+        config.wasm_component_model(true);
+        let engine = Engine::new(&config)?;
+        let core_kernel =
+            Module::new(&engine, artifacts::KERNEL_CORE).context("compiling the kernel module")?;
+        let component_kernel = Component::new(&engine, artifacts::KERNEL_COMPONENT)
+            .context("compiling the kernel component")?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let (e, s) = (engine.clone(), stop.clone());
+        std::thread::Builder::new()
+            .name("epoch-ticker".into())
+            .spawn(move || {
+                while !s.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    e.increment_epoch();
+                }
+            })?;
+        Ok(Runtime {
+            engine,
+            core_kernel,
+            component_kernel,
+            options,
+            stop,
+        })
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The settings this runtime was made with.
+    pub fn options(&self) -> &RuntimeOptions {
+        &self.options
+    }
+
+    /// This project's kernel module, compiled.
+    pub fn core_kernel(&self) -> &Module {
+        &self.core_kernel
+    }
+
+    /// This project's kernel component, compiled.
+    pub fn component_kernel(&self) -> &Component {
+        &self.component_kernel
+    }
+
+    /// Compiles a kernel module given as bytes (another kernel, such as upstream's), after
+    /// checking that it exports what the Extism runtime calls.
+    pub fn compile_kernel(&self, wasm: &[u8]) -> Result<Module> {
+        let module = Module::new(&self.engine, wasm).context("compiling the kernel module")?;
+        for name in [
+            "memory",
+            "alloc",
+            "free",
+            "length",
+            "reset",
+            "input_set",
+            "output_offset",
+        ] {
+            wasmtime::ensure!(
+                module.get_export(name).is_some(),
+                "the kernel module does not export `{name}`"
+            );
+        }
+        Ok(module)
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
