@@ -42,7 +42,8 @@ pub trait Driver {
     fn error_set(&mut self, h: u64);
     fn error_get(&mut self) -> u64;
     fn memory_bytes(&mut self) -> u64;
-    /// The host's own view of `len` bytes of a live block at `h` (not through `load_u8`).
+    /// The host's own view of the first `len` bytes of the live block `h` (not through
+    /// `load_u8`).
     fn read(&mut self, h: u64, len: u64) -> Vec<u8>;
     /// The host writing `data` into a live block at `h`, as a host copies an input in.
     fn write(&mut self, h: u64, data: &[u8]);
@@ -533,7 +534,7 @@ impl Runner {
                     let old: Vec<u8> = covered.iter().map(|&(_, (h, i))| s.live[&h][i]).collect();
                     let now: Vec<u8> = covered
                         .iter()
-                        .map(|&(_, (h, i))| d.read(h + i as u64, 1)[0])
+                        .map(|&(_, (h, i))| d.read(h, s.live[&h].len() as u64)[i])
                         .collect();
                     let stored: Vec<u8> = covered.iter().map(|&(k, _)| new[k as usize]).collect();
                     ensure!(
