@@ -222,6 +222,22 @@ pub struct Plugin {
     fuel: Option<u64>,
     memory_max_pages: Option<u64>,
     stdout: Option<MemoryOutputPipe>,
+    /// What the plugin was made of, to make it anew after a trap on the component backend.
+    parts: Parts,
+}
+
+/// Everything a plugin's store is instantiated from (all cheap to clone).
+#[derive(Clone)]
+struct Parts {
+    engine: wasmtime::Engine,
+    core_kernel: Module,
+    component_kernel: wasmtime::component::Component,
+    fuel_counted: bool,
+    module: Module,
+    kernel_imports: Vec<String>,
+    wasi_imported: bool,
+    options: PluginOptions,
+    stdout: Option<MemoryOutputPipe>,
 }
 
 impl fmt::Debug for Plugin {
@@ -297,9 +313,32 @@ impl Plugin {
         if options.fuel.is_some() && !runtime.options().fuel {
             bail!("a fuel limit needs a runtime that counts fuel");
         }
+        if options.kernel_wasm.is_some() && options.kernel == KernelKind::Component {
+            bail!("a kernel given by path runs on the core backend only");
+        }
+        let core_kernel = match &options.kernel_wasm {
+            Some(w) => runtime.compile_kernel(w)?,
+            None => runtime.core_kernel().clone(),
+        };
         let stdout = options
             .capture_stdout
             .then(|| MemoryOutputPipe::new(usize::MAX));
+        Self::instantiate(Parts {
+            engine: engine.clone(),
+            core_kernel,
+            component_kernel: runtime.component_kernel().clone(),
+            fuel_counted: runtime.options().fuel,
+            module,
+            kernel_imports: imports.kernel,
+            wasi_imported: imports.wasi,
+            options,
+            stdout,
+        })
+    }
+
+    /// A new store with the plugin and its kernel instantiated from `parts`.
+    fn instantiate(parts: Parts) -> Result<Plugin> {
+        let (engine, options, stdout) = (&parts.engine, &parts.options, parts.stdout.clone());
         let wasi = (options.wasi).then(|| {
             let mut b = WasiCtxBuilder::new();
             match &stdout {
@@ -329,7 +368,7 @@ impl Plugin {
         store.limiter(|s| &mut s.limits);
         store.epoch_deadline_trap();
         store.set_epoch_deadline(u64::MAX / 2);
-        if runtime.options().fuel {
+        if parts.fuel_counted {
             store.set_fuel(u64::MAX)?;
         }
         let memory_error = |e: wasmtime::Error, what: &str| match options.memory_max_pages {
@@ -340,38 +379,28 @@ impl Plugin {
         };
         let kernel = match options.kernel {
             KernelKind::Core => {
-                let custom;
-                let module = match &options.kernel_wasm {
-                    Some(w) => {
-                        custom = runtime.compile_kernel(w)?;
-                        &custom
-                    }
-                    None => runtime.core_kernel(),
-                };
-                Kernel::Core(
+                let module = &parts.core_kernel;
+                Kernel::Core(Arc::new(
                     CoreKernel::instantiate(&mut store, module)
                         .map_err(|e| memory_error(e, "the kernel"))?,
-                )
+                ))
             }
             KernelKind::Component => {
-                if options.kernel_wasm.is_some() {
-                    bail!("a kernel given by path runs on the core backend only");
-                }
                 let linker = ComponentLinker::new(engine);
                 Kernel::Component(Arc::new(
-                    ComponentKernel::instantiate(&mut store, runtime.component_kernel(), &linker)
+                    ComponentKernel::instantiate(&mut store, &parts.component_kernel, &linker)
                         .map_err(|e| memory_error(e, "the kernel component"))?,
                 ))
             }
         };
         store.data_mut().kernel = Some(kernel.clone());
         let mut linker: Linker<HostState> = Linker::new(engine);
-        backend::link(&kernel, &mut linker, &mut store, &imports.kernel)?;
+        backend::link(&kernel, &mut linker, &mut store, &parts.kernel_imports)?;
         host_fns::link(&mut linker)?;
         for f in &options.functions {
             f.define(&mut linker)?;
         }
-        if imports.wasi {
+        if parts.wasi_imported {
             wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |s: &mut HostState| {
                 s.wasi
                     .as_mut()
@@ -379,7 +408,7 @@ impl Plugin {
             })?;
         }
         let instance = linker
-            .instantiate(&mut store, &module)
+            .instantiate(&mut store, &parts.module)
             .map_err(|e| memory_error(e, "the plugin"))
             .context("instantiating the plugin")?;
         Ok(Plugin {
@@ -390,6 +419,7 @@ impl Plugin {
             fuel: options.fuel,
             memory_max_pages: options.memory_max_pages,
             stdout,
+            parts,
         })
     }
 
@@ -409,7 +439,42 @@ impl Plugin {
     }
 
     /// Calls the plugin's function `name` with `input`; its output, or why it failed.
+    ///
+    /// On the component backend, any trap in the store (the plugin's, or one inside a kernel
+    /// call) makes wasmtime refuse every later entry into the kernel component. The plugin is
+    /// then instantiated anew in a fresh store, with its vars kept: a plugin that trapped
+    /// loses its own memory state on that backend (the kernel holds nothing across calls).
     pub fn call(&mut self, name: &str, input: &[u8]) -> Result<Vec<u8>, CallError> {
+        let result = self.call_once(name, input);
+        if let Err(
+            CallError::Timeout(_)
+            | CallError::OutOfFuel(_)
+            | CallError::OutOfMemory(_)
+            | CallError::Trap(_),
+        ) = &result
+        {
+            self.renew_component_kernel();
+        }
+        result
+    }
+
+    /// Makes the plugin anew in a fresh store, keeping its vars: wasmtime marks a store in
+    /// which any wasm trapped so that none of its component instances can be entered again.
+    fn renew_component_kernel(&mut self) {
+        if !matches!(self.kernel, Kernel::Component(_)) {
+            return;
+        }
+        if let Ok(mut fresh) = Self::instantiate(self.parts.clone()) {
+            let old = self.store.data_mut();
+            let (vars, var_bytes) = (std::mem::take(&mut old.vars), old.var_bytes);
+            let new = fresh.store.data_mut();
+            new.vars = vars;
+            new.var_bytes = var_bytes;
+            *self = fresh;
+        }
+    }
+
+    fn call_once(&mut self, name: &str, input: &[u8]) -> Result<Vec<u8>, CallError> {
         let func = self
             .instance
             .get_func(&mut self.store, name)
@@ -429,15 +494,11 @@ impl Plugin {
             }
         };
         self.store.data_mut().limits.denied = false;
-        if let Some(fuel) = self.fuel {
-            self.store
-                .set_fuel(fuel)
-                .map_err(|e| CallError::Trap(e.to_string()))?;
-        }
         self.store.set_epoch_deadline(match self.timeout {
             Some(t) => (t.as_micros() / EPOCH_TICK.as_micros()).max(1) as u64 + 1,
             None => u64::MAX / 2,
         });
+        self.unlimited_fuel();
         match self.kernel.prepare_call(&mut self.store, input) {
             Ok(Ok(())) => {}
             Ok(Err(InputTooLarge(n))) => {
@@ -450,9 +511,17 @@ impl Plugin {
             }
             Err(e) => return Err(self.classify(e)),
         }
+        // The fuel limit is the plugin's: the kernel's own preparation is not counted.
+        if let Some(fuel) = self.fuel {
+            self.store
+                .set_fuel(fuel)
+                .map_err(|e| CallError::Trap(e.to_string()))?;
+        }
         let code = self
             .invoke(func, returns_code)
-            .map_err(|e| self.classify(e))?;
+            .map_err(|e| self.classify(e));
+        self.unlimited_fuel();
+        let code = code?;
         if code != 0 {
             let message = self
                 .kernel
@@ -463,6 +532,13 @@ impl Plugin {
         self.kernel
             .output(&mut self.store)
             .map_err(|e| CallError::Trap(one_line(&format!("{e:#}"))))
+    }
+
+    /// The host's own calls into the kernel (before and after the plugin's) are not metered.
+    fn unlimited_fuel(&mut self) {
+        if self.fuel.is_some() {
+            let _ = self.store.set_fuel(u64::MAX);
+        }
     }
 
     fn invoke(&mut self, func: Func, returns_code: bool) -> Result<i32> {

@@ -416,18 +416,11 @@ fn core_module_bound_is_exclusive_at_memory_end() {
 
 #[test]
 fn exhausted_memory_returns_zero_and_reset_recovers() {
-    let mut drivers: Vec<Box<dyn FnMut() -> (u64, u64, u64)>> = vec![
-        Box::new(|| {
-            let mut d = CoreDriver::new(4 << 20);
-            exhaust(&mut d)
-        }),
-        Box::new(|| {
-            let mut d = ComponentDriver::new(8 << 20);
-            exhaust(&mut d)
-        }),
+    let results = [
+        exhaust(&mut CoreDriver::new(4 << 20)),
+        exhaust(&mut ComponentDriver::new(8 << 20)),
     ];
-    for run in &mut drivers {
-        let (count, first, after_reset) = run();
+    for (count, first, after_reset) in results {
         assert!(count > 0, "some blocks fit");
         assert_eq!(first, after_reset, "reset recovers the whole heap");
     }

@@ -19,6 +19,10 @@ pub const COMPONENT: &str = "extism-kernel.component.wasm";
 /// every export under it). Small enough that the statics above it have 2-byte addresses.
 pub const CORE_STACK_BYTES: u32 = 8 * 1024;
 
+/// Stack of the component: its canonical-ABI glue copies lists through the heap, not the
+/// stack, so 64 KiB is ample (the default 1 MiB would be committed by every instance).
+pub const COMPONENT_STACK_BYTES: u32 = 64 * 1024;
+
 /// The sample plugins: crate file stem and target.
 pub const PLUGINS: [(&str, &str); 7] = [
     ("plugin_count_vowels", "wasm32-unknown-unknown"),
@@ -103,16 +107,18 @@ pub fn build_all(root: &Path, target_dir: &Path, out: &Path) -> Result<Artifacts
     )?;
 
     let mut c = cargo(root);
-    c.args([
-        "build",
-        "-p",
-        "kernel-component",
-        "--lib",
-        "--target",
-        "wasm32-unknown-unknown",
-    ])
-    .args(["--profile", "wasm-release", "--target-dir"])
-    .arg(target_dir);
+    c.args(["rustc", "-p", "kernel-component", "--lib"])
+        .args([
+            "--target",
+            "wasm32-unknown-unknown",
+            "--profile",
+            "wasm-release",
+        ])
+        .arg("--target-dir")
+        .arg(target_dir)
+        .args(["--", "-C"])
+        .arg(format!("link-arg=-zstack-size={COMPONENT_STACK_BYTES}"))
+        .args(["-C", "link-arg=--compress-relocations"]);
     run(c)?;
     let module = std::fs::read(
         wasm_dir("wasm32-unknown-unknown", "wasm-release").join("kernel_component.wasm"),

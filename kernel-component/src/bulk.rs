@@ -60,10 +60,6 @@ impl Guest for Component {
         with_kernel(|k| copy_out(k.read(h, offset, len)))
     }
 
-    fn read_block(h: u64) -> Result<Vec<u8>, ErrorCode> {
-        with_kernel(|k| copy_out(k.read(h, 0, k.length(h))))
-    }
-
     fn write(h: u64, offset: u64, data: Vec<u8>) -> Result<(), ErrorCode> {
         with_kernel(|k| k.write(h, offset, &data)).map_err(code)
     }

@@ -84,9 +84,13 @@ impl ComponentKernel {
         mut store: StoreContextMut<'_, HostState>,
         h: u64,
     ) -> Result<Vec<u8>> {
+        let len = self.raw().call_length(&mut store, h)?;
+        if len == 0 {
+            return Ok(Vec::new());
+        }
         Ok(self
             .bulk()
-            .call_read_block(&mut store, h)?
+            .call_read(&mut store, h, 0, len)?
             .unwrap_or_default())
     }
 

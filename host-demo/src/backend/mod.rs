@@ -41,7 +41,7 @@ impl std::fmt::Display for KernelKind {
 #[derive(Clone)]
 pub enum Kernel {
     /// The core module's exports.
-    Core(core::CoreKernel),
+    Core(std::sync::Arc<core::CoreKernel>),
     /// The component's bindings.
     Component(std::sync::Arc<component::ComponentKernel>),
 }
