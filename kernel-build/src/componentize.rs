@@ -31,27 +31,27 @@ pub fn strip_debug_sections(component: &[u8]) -> Result<Vec<u8>> {
             bail!("truncated component");
         };
         rest = &rest[consumed..];
+        let nested_module = matches!(payload, Payload::ModuleSection { .. });
         match payload {
             Payload::Version { .. } => {}
             Payload::End(_) => break,
             Payload::CustomSection(c) if DEBUG_SECTIONS.contains(&c.name()) => {}
             Payload::ModuleSection {
                 unchecked_range: r, ..
-            } => {
-                out.section(&RawSection {
-                    id: wasm_encoder::ComponentSectionId::CoreModule as u8,
-                    data: &component[r.start as usize..r.end as usize],
-                });
-                // The parent parser resumes after the nested module: skip its bytes.
-                rest = &rest[(r.end - r.start) as usize..];
             }
-            Payload::ComponentSection {
+            | Payload::ComponentSection {
                 unchecked_range: r, ..
             } => {
+                let id = if nested_module {
+                    wasm_encoder::ComponentSectionId::CoreModule
+                } else {
+                    wasm_encoder::ComponentSectionId::Component
+                };
                 out.section(&RawSection {
-                    id: wasm_encoder::ComponentSectionId::Component as u8,
+                    id: id as u8,
                     data: &component[r.start as usize..r.end as usize],
                 });
+                // The parent parser resumes after the nested item: skip its bytes.
                 rest = &rest[(r.end - r.start) as usize..];
             }
             other => {
