@@ -2,7 +2,7 @@
 CARGO ?= cargo
 WASM_TARGETS := wasm32-unknown-unknown wasm32-wasip1 wasm32-wasip2
 
-.PHONY: setup build demo test check bench fuzz miri clean
+.PHONY: setup build demo test check bench fuzz fuzz-setup fuzz-smoke miri clean
 
 setup:
 	@installed="$$(rustup target list --installed)"; \
@@ -32,6 +32,29 @@ check: setup
 miri:
 	rustup component add --toolchain nightly miri rust-src
 	MIRIFLAGS=-Zmiri-strict-provenance $(CARGO) +nightly miri test -p kernel-core --lib -- --skip churn --skip seeded --skip proptest --skip length_and_free --skip metadata_growth --skip reset_cost --skip metadata_cannot
+
+# The kernel under libFuzzer (fuzz/, its own workspace): fuzzer bytes drive the shared action
+# generator against a native kernel, with the shadow model and the invariant scanner after
+# every action. Installs cargo-fuzz when missing. New inputs go to fuzz/corpus
+# (not in git); fuzz/seeds is a small committed seed corpus; crashes land in fuzz/artifacts.
+FUZZ_SECONDS ?= 600
+FUZZ_SMOKE_SECONDS ?= 60
+# cargo-fuzz passes `-Z` flags to rustc: nightly when it is installed, otherwise the stable
+# toolchain with RUSTC_BOOTSTRAP=1 (stable ships the AddressSanitizer runtime too), so a
+# machine that cannot download a toolchain still fuzzes.
+FUZZ_CARGO = $(shell rustup toolchain list | grep -q '^nightly' && echo '$(CARGO) +nightly' || echo 'RUSTC_BOOTSTRAP=1 $(CARGO)')
+FUZZ_RUN = cd fuzz && mkdir -p corpus/actions && $(FUZZ_CARGO) fuzz run actions corpus/actions seeds/actions --
+FUZZ_FLAGS = -max_len=8192 -print_final_stats=1
+
+fuzz-setup:
+	@$(CARGO) fuzz --version >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked
+
+fuzz: fuzz-setup
+	$(FUZZ_RUN) -max_total_time=$(FUZZ_SECONDS) $(FUZZ_FLAGS)
+
+# About a minute of fuzzing: part of CI (.ci/run), after `make test`.
+fuzz-smoke: fuzz-setup
+	$(FUZZ_RUN) -max_total_time=$(FUZZ_SMOKE_SECONDS) $(FUZZ_FLAGS)
 
 clean:
 	$(CARGO) clean

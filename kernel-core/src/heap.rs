@@ -22,6 +22,7 @@
 //! records are addressed by index, so moving the table changes no link.
 
 use crate::memory::{MAX_MEMORY, Memory, PAGE_SIZE};
+use core::ptr::NonNull;
 
 /// Alignment of every block's start and size.
 pub const ALIGN: u64 = 8;
@@ -41,6 +42,15 @@ const CLASSES: usize = 256;
 
 /// No record.
 const NIL: u32 = u32::MAX;
+/// No slot of the hash index.
+///
+/// Internal functions answer "none" with [`NIL`] or `NO_SLOT` rather than an `Option`: on
+/// wasm32 an `Option<u32>` or a pair is returned through memory on the shadow stack, and a
+/// trap inside a kernel call (fuel, a timeout, a stack overflow) skips the epilogue that gives
+/// the frame back, so the core module's stack pointer sank with every such trap until it
+/// wrapped and every later call trapped. With scalar returns the kernel keeps no frames on
+/// the shadow stack (host-demo's contract tests check the built module for it).
+const NO_SLOT: u64 = u64::MAX;
 /// Hash slots per record (the index stays at most half full).
 const SLOTS_PER_REC: u64 = 2;
 /// Bytes of metadata per record of capacity: the record and its hash slots.
@@ -347,27 +357,37 @@ impl<M: Memory> Heap<M> {
         self.hashed += 1;
     }
 
-    /// The slot holding the block that starts at `h`, if any.
-    fn index_find(&self, h: u64) -> Option<(u64, u32)> {
+    /// The slot holding the block that starts at `h`, or [`NO_SLOT`]. (A scalar rather than
+    /// an `Option`: see [`NO_SLOT`].)
+    fn index_find(&self, h: u64) -> u64 {
         // An unready heap has `end == 0`: nothing is found.
         if !h.is_multiple_of(ALIGN) || h < self.lo || h >= self.end {
-            return None;
+            return NO_SLOT;
         }
         let mask = self.slots() - 1;
         let mut k = self.home(h as u32);
         loop {
             match self.slot(k) {
-                0 => return None,
-                v if self.start(v - 1) == h => return Some((k, v - 1)),
+                0 => return NO_SLOT,
+                v if self.start(v - 1) == h => return k,
                 _ => k = (k + 1) & mask,
             }
         }
     }
 
-    /// The slot and record of the live block `h`, if `h` is a live handle.
-    fn live(&self, h: u64) -> Option<(u64, u32)> {
-        self.index_find(h)
-            .filter(|&(_, i)| self.state(i) == State::Live as u32)
+    /// The record a found slot `k` holds.
+    fn rec_at(&self, k: u64) -> u32 {
+        self.slot(k) - 1
+    }
+
+    /// The slot of the live block `h`, or [`NO_SLOT`] when `h` is not a live handle.
+    fn live(&self, h: u64) -> u64 {
+        let k = self.index_find(h);
+        if k != NO_SLOT && self.state(self.rec_at(k)) == State::Live as u32 {
+            k
+        } else {
+            NO_SLOT
+        }
     }
 
     /// Removes slot `k`, shifting later members of its probe run back (no tombstones).
@@ -399,7 +419,8 @@ impl<M: Memory> Heap<M> {
     /// The record of the block in use that starts at `h`.
     #[cfg(any(test, feature = "check-invariants"))]
     fn find(&self, h: u64) -> Option<u32> {
-        self.index_find(h).map(|(_, i)| i)
+        let k = self.index_find(h);
+        (k != NO_SLOT).then(|| self.rec_at(k))
     }
 
     // ----- free lists ---------------------------------------------------------------------
@@ -444,23 +465,28 @@ impl<M: Memory> Heap<M> {
         }
     }
 
-    /// A free block of at least `size` bytes, if one exists without growing.
-    fn find_free(&self, size: u64) -> Option<u32> {
+    /// A free block of at least `size` bytes if one exists without growing, else [`NIL`].
+    fn find_free(&self, size: u64) -> u32 {
         // The head of the exact class may fit where the good-fit search would skip it.
         let c = class_of(size);
         if self.has_blocks(c) && self.size(self.heads[c]) >= size {
-            return Some(self.heads[c]);
+            return self.heads[c];
         }
         // Good fit: the first non-empty class from the one whose every block fits: at most
         // four bitmap words.
-        let c = class_fitting(size)?;
+        let Some(c) = class_fitting(size) else {
+            return NIL;
+        };
         let mut w = c / 64;
         let mut bits = self.nonempty[w] & (u64::MAX << (c % 64));
         while bits == 0 {
             w += 1;
-            bits = *self.nonempty.get(w)?;
+            match self.nonempty.get(w) {
+                Some(&b) => bits = b,
+                None => return NIL,
+            }
         }
-        Some(self.heads[(w * 64 + bits.trailing_zeros() as usize) & (CLASSES - 1)])
+        self.heads[(w * 64 + bits.trailing_zeros() as usize) & (CLASSES - 1)]
     }
 
     // ----- blocks -------------------------------------------------------------------------
@@ -497,8 +523,8 @@ impl<M: Memory> Heap<M> {
     }
 
     /// Grows memory by the pages a block of `size` bytes still needs at the top of the heap;
-    /// returns the free block at the top, now big enough.
-    fn grow_for(&mut self, size: u64) -> Option<u32> {
+    /// returns the free block at the top, now big enough, or [`NIL`] when memory cannot grow.
+    fn grow_for(&mut self, size: u64) -> u32 {
         let top = self.last;
         let top_free = if self.state(top) == State::Free as u32 {
             self.size(top)
@@ -506,12 +532,12 @@ impl<M: Memory> Heap<M> {
             0
         };
         if top_free >= size {
-            return Some(top);
+            return top;
         }
         let pages = (size - top_free).div_ceil(PAGE_SIZE);
         let bytes = pages * PAGE_SIZE;
         if self.end + bytes > MAX_MEMORY || !self.mem.grow(pages) {
-            return None;
+            return NIL;
         }
         let old_end = self.end;
         self.end += bytes;
@@ -519,19 +545,23 @@ impl<M: Memory> Heap<M> {
             self.remove_free(top);
             self.put(top, F::Size, (top_free + bytes) as u32);
             self.insert_free(top);
-            Some(top)
+            top
         } else {
-            Some(self.append_free(old_end, bytes))
+            self.append_free(old_end, bytes)
         }
     }
 
     /// Takes a block of `size` bytes (a multiple of [`ALIGN`]) out of the free space, growing
-    /// memory if needed, and indexes it. Uses at most two new records.
-    fn take(&mut self, size: u64, state: State) -> Option<u32> {
-        let i = match self.find_free(size) {
-            Some(i) => i,
-            None => self.grow_for(size)?,
-        };
+    /// memory if needed, and indexes it; [`NIL`] when memory cannot grow. Uses at most two
+    /// new records.
+    fn take(&mut self, size: u64, state: State) -> u32 {
+        let mut i = self.find_free(size);
+        if i == NIL {
+            i = self.grow_for(size);
+            if i == NIL {
+                return NIL;
+            }
+        }
         self.remove_free(i);
         let excess = self.size(i) - size;
         if excess >= MIN_SPLIT {
@@ -542,7 +572,7 @@ impl<M: Memory> Heap<M> {
         }
         self.put(i, F::State, state as u32);
         self.index_insert(i);
-        Some(i)
+        i
     }
 
     /// Returns a block in use to the free space, merging it with free neighbours.
@@ -590,9 +620,10 @@ impl<M: Memory> Heap<M> {
         if bytes > MAX_ALLOC {
             return false;
         }
-        let Some(new) = self.take(bytes, State::Internal) else {
+        let new = self.take(bytes, State::Internal);
+        if new == NIL {
             return false;
-        };
+        }
         let old_rec = self.meta_rec;
         let old_meta = self.meta;
         let new_meta = self.start(new) as usize;
@@ -616,7 +647,8 @@ impl<M: Memory> Heap<M> {
             }
         }
         // The old block is in use, so it is indexed; `release` files it with the free space.
-        if let Some((k, _)) = self.index_find(old_meta as u64) {
+        let k = self.index_find(old_meta as u64);
+        if k != NO_SLOT {
             self.index_remove(k);
             self.release(old_rec);
         }
@@ -632,19 +664,21 @@ impl<M: Memory> Heap<M> {
             return 0;
         }
         match self.take(align_up(n), State::Live) {
-            Some(i) => {
+            NIL => 0,
+            i => {
                 self.put(i, F::Used, n as u32);
                 self.start(i)
             }
-            None => 0,
         }
     }
 
     /// Frees the block `h`; `false` (and nothing changes) when `h` is not a live handle.
     pub fn free(&mut self, h: u64) -> bool {
-        let Some((k, i)) = self.live(h) else {
+        let k = self.live(h);
+        if k == NO_SLOT {
             return false;
-        };
+        }
+        let i = self.rec_at(k);
         self.index_remove(k);
         self.release(i);
         true
@@ -652,12 +686,15 @@ impl<M: Memory> Heap<M> {
 
     /// The requested length of the live block `h`; `0` for any other value. O(1).
     pub fn length(&self, h: u64) -> u64 {
-        self.live(h).map_or(0, |(_, i)| self.get(i, F::Used) as u64)
+        match self.live(h) {
+            NO_SLOT => 0,
+            k => self.get(self.rec_at(k), F::Used) as u64,
+        }
     }
 
     /// Whether `h` is a live handle.
     pub fn is_live(&self, h: u64) -> bool {
-        self.live(h).is_some()
+        self.live(h) != NO_SLOT
     }
 
     /// Forgets every block. O(1): see the module docs.
@@ -688,13 +725,17 @@ impl<M: Memory> Heap<M> {
 
     /// The address of byte `p`, if `[p, p + w)` is [`accessible`](Self::accessible). The
     /// pointer is valid for `w` bytes of reads and writes until the heap next changes.
-    pub fn ptr(&self, p: u64, w: u64) -> Option<*mut u8> {
-        self.accessible(p, w).then(|| self.mem.at(p as usize))
+    pub fn ptr(&self, p: u64, w: u64) -> Option<NonNull<u8>> {
+        if self.accessible(p, w) {
+            NonNull::new(self.mem.at(p as usize))
+        } else {
+            None
+        }
     }
 
     /// The `w` bytes at `p`, if [`accessible`](Self::accessible).
     pub fn bytes(&self, p: u64, w: u64) -> Option<&[u8]> {
-        let q = self.ptr(p, w)?;
+        let q = self.ptr(p, w)?.as_ptr();
         // SAFETY: `ptr` gives addresses of accessible ranges only, which lie inside the memory
         // the heap owns; the shared borrow of `self` keeps them from changing while the slice
         // lives.
@@ -703,14 +744,14 @@ impl<M: Memory> Heap<M> {
 
     /// The `w` bytes at `p` for writing, if [`accessible`](Self::accessible).
     pub fn bytes_mut(&mut self, p: u64, w: u64) -> Option<&mut [u8]> {
-        let q = self.ptr(p, w)?;
+        let q = self.ptr(p, w)?.as_ptr();
         // SAFETY: as in `bytes`; the exclusive borrow of `self` makes this the only access.
         Some(unsafe { core::slice::from_raw_parts_mut(q, w as usize) })
     }
 
     /// Reads `N` bytes at `p`; `None` when not accessible.
     pub fn load<const N: usize>(&self, p: u64) -> Option<[u8; N]> {
-        let q = self.ptr(p, N as u64)?;
+        let q = self.ptr(p, N as u64)?.as_ptr();
         // SAFETY: `ptr` checked that `N` bytes at `q` lie inside the memory; any alignment.
         Some(unsafe { q.cast::<[u8; N]>().read_unaligned() })
     }
@@ -719,7 +760,7 @@ impl<M: Memory> Heap<M> {
     pub fn store<const N: usize>(&mut self, p: u64, v: [u8; N]) -> bool {
         match self.ptr(p, N as u64) {
             // SAFETY: as in `load`; `&mut self` makes this the only access.
-            Some(q) => unsafe { q.cast::<[u8; N]>().write_unaligned(v) },
+            Some(q) => unsafe { q.as_ptr().cast::<[u8; N]>().write_unaligned(v) },
             None => return false,
         }
         true
