@@ -13,6 +13,7 @@ fn main() {
         "kernel-core/Cargo.toml",
         "kernel-component/src",
         "kernel-component/Cargo.toml",
+        "plugin-adapter",
         "wit",
         "kernel-build/src",
         "plugins",
@@ -27,6 +28,14 @@ fn main() {
     println!(
         "cargo:rustc-env=KERNEL_COMPONENT_WASM={}",
         a.component.display()
+    );
+    println!(
+        "cargo:rustc-env=PLUGIN_ADAPTER_ENV_WASM={}",
+        a.adapter_env.display()
+    );
+    println!(
+        "cargo:rustc-env=PLUGIN_ADAPTER_ENTRY_WASM={}",
+        a.adapter_entry.display()
     );
     for (name, path) in &a.plugins {
         println!(

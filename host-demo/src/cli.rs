@@ -1,6 +1,9 @@
-//! The command line: `host-demo call`, `host-demo demo`, in the style of `extism call`.
+//! The command line: `host-demo call` (in the style of `extism call`), `host-demo demo`,
+//! `host-demo density`.
 
-use crate::{HostFunction, KernelKind, Plugin, PluginOptions, Runtime, RuntimeOptions, artifacts};
+use crate::{
+    HostFunction, KernelKind, Plugin, PluginOptions, PluginPre, Runtime, RuntimeOptions, artifacts,
+};
 use clap::{Parser, Subcommand, ValueEnum};
 use std::ffi::OsString;
 use std::io::{Read, Write};
@@ -26,6 +29,22 @@ pub enum Command {
     Call(CallArgs),
     /// Run the sample plugins on both kernel forms and print a side-by-side table.
     Demo,
+    /// Create many live instances of a plugin, call each once, and report the time per
+    /// instance, the resident memory per live instance and the call throughput.
+    Density(DensityArgs),
+    /// Turn an Extism plugin (a core module) into one self-contained component with the
+    /// kernel inside; `host-demo call` runs the result.
+    Componentize(ComponentizeArgs),
+}
+
+/// `host-demo componentize PLUGIN -o OUT`.
+#[derive(Debug, clap::Args)]
+pub struct ComponentizeArgs {
+    /// The plugin: a `.wasm` file, or `sample:NAME` for an embedded sample plugin.
+    pub plugin: String,
+    /// Where to write the component.
+    #[arg(short, long, value_name = "OUT")]
+    pub output: PathBuf,
 }
 
 /// Which kernel form to run a plugin on.
@@ -101,6 +120,42 @@ pub struct CallArgs {
     pub log_level: Option<LevelArg>,
 }
 
+/// `host-demo density PLUGIN FUNCTION`.
+#[derive(Debug, clap::Args)]
+pub struct DensityArgs {
+    /// The plugin: a `.wasm` file, or `sample:NAME` for an embedded sample plugin.
+    pub plugin: String,
+    /// The function to call on every instance.
+    pub function: String,
+    /// How many live instances to create.
+    #[arg(long, default_value_t = 1000)]
+    pub instances: usize,
+    /// The input of every call.
+    #[arg(short, long)]
+    pub input: Option<OsString>,
+    /// Also measure throughput with this many threads, each on its own instances.
+    #[arg(long, default_value_t = 2)]
+    pub threads: usize,
+    /// Seconds each throughput measurement runs.
+    #[arg(long, default_value_t = 1.0)]
+    pub seconds: f64,
+    /// The kernel form.
+    #[arg(long, value_enum, default_value_t)]
+    pub kernel: KernelArg,
+    /// Another kernel module to run on the core backend (for example upstream's).
+    #[arg(long, value_name = "PATH", conflicts_with = "kernel")]
+    pub kernel_wasm: Option<PathBuf>,
+    /// Use wasmtime's pooling allocator, sized for the instances.
+    #[arg(long)]
+    pub pooling: bool,
+    /// Link WASI preview 1.
+    #[arg(long)]
+    pub wasi: bool,
+    /// Print the figures as one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
 impl From<LevelArg> for log::Level {
     fn from(l: LevelArg) -> Self {
         match l {
@@ -160,6 +215,10 @@ pub fn call(args: CallArgs) -> Result<i32> {
             .init();
     }
     let wasm = read_plugin(&args.plugin)?;
+    if crate::plugin::is_component(&wasm) {
+        // A composed plugin (`host-demo componentize`) carries its own kernel.
+        return crate::composed::call_cli(args, &wasm);
+    }
     let input = if args.stdin {
         let mut v = Vec::new();
         std::io::stdin().read_to_end(&mut v)?;
@@ -169,17 +228,13 @@ pub fn call(args: CallArgs) -> Result<i32> {
             .map(|s| s.into_encoded_bytes())
             .unwrap_or_default()
     };
-    let kernel_wasm = match &args.kernel_wasm {
-        Some(p) => Some(Arc::new(
-            std::fs::read(p).with_context(|| format!("reading {}", p.display()))?,
-        )),
-        None => None,
-    };
+    let kernel_wasm = read_kernel(&args.kernel_wasm)?;
     if args.loops == 0 {
         bail!("--loop must be at least 1");
     }
     let runtime = Runtime::new(RuntimeOptions {
         fuel: args.fuel.is_some(),
+        ..RuntimeOptions::default()
     })?;
     let options = PluginOptions {
         kernel: match args.kernel {
@@ -221,6 +276,75 @@ pub fn call(args: CallArgs) -> Result<i32> {
     Ok(0)
 }
 
+fn read_kernel(path: &Option<PathBuf>) -> Result<Option<Arc<Vec<u8>>>> {
+    path.as_ref()
+        .map(|p| {
+            std::fs::read(p)
+                .map(Arc::new)
+                .with_context(|| format!("reading {}", p.display()))
+        })
+        .transpose()
+}
+
+/// Runs `host-demo density`.
+pub fn density(args: DensityArgs) -> Result<i32> {
+    let wasm = read_plugin(&args.plugin)?;
+    let pooling = args
+        .pooling
+        .then(|| u32::try_from(args.instances + 1).unwrap_or(u32::MAX));
+    let runtime = Runtime::new(RuntimeOptions {
+        pooling,
+        ..RuntimeOptions::default()
+    })?;
+    let kernel_wasm = read_kernel(&args.kernel_wasm)?;
+    let kernel_name = match (&args.kernel_wasm, args.kernel) {
+        (Some(p), _) => format!("kernel module {}", p.display()),
+        (None, KernelArg::Core) => "this project's kernel module".to_string(),
+        (None, KernelArg::Component) => "this project's kernel component".to_string(),
+    };
+    let options = PluginOptions {
+        kernel: match args.kernel {
+            KernelArg::Core => KernelKind::Core,
+            KernelArg::Component => KernelKind::Component,
+        },
+        kernel_wasm,
+        wasi: args.wasi,
+        capture_stdout: args.wasi,
+        functions: vec![host_reverse()],
+        ..PluginOptions::default()
+    };
+    let pre = Arc::new(PluginPre::new(&runtime, &wasm, options)?);
+    let config = crate::density::DensityConfig {
+        instances: args.instances,
+        function: args.function.clone(),
+        input: args
+            .input
+            .map(|s| s.into_encoded_bytes())
+            .unwrap_or_default(),
+        threads: args.threads,
+        throughput_time: Duration::from_secs_f64(args.seconds.max(0.01)),
+    };
+    let report = crate::density::run(&pre, &config)?;
+    if args.json {
+        let mut v = serde_json::to_value(&report)?;
+        v["plugin"] = args.plugin.clone().into();
+        v["function"] = args.function.clone().into();
+        v["kernel"] = kernel_name.into();
+        v["pooling"] = args.pooling.into();
+        println!("{v}");
+    } else {
+        let what = format!(
+            "{} `{}` on {}, pooling allocator {}",
+            args.plugin,
+            args.function,
+            kernel_name,
+            if args.pooling { "on" } else { "off" }
+        );
+        print!("{}", crate::density::render(&report, &what));
+    }
+    Ok(0)
+}
+
 /// Parses the arguments and runs; errors go to stderr as one line with exit code 1.
 pub fn main() -> i32 {
     let cli = Cli::parse();
@@ -229,6 +353,10 @@ pub fn main() -> i32 {
         Command::Demo => {
             crate::demo::run(&mut std::io::stdout()).map(|agreed| if agreed { 0 } else { 1 })
         }
+        Command::Density(args) => density(args),
+        Command::Componentize(args) => crate::componentize::run(&args.plugin, &args.output)
+            .map(|()| 0)
+            .map_err(wasmtime::Error::from_anyhow),
     };
     match result {
         Ok(code) => code,

@@ -9,7 +9,7 @@ use crate::plugin::{ENV, HostState, USER};
 use std::fmt;
 use std::sync::Arc;
 use wasmtime::{Caller, FuncType, Linker, Val, ValType};
-use wasmtime::{Result, bail};
+use wasmtime::Result;
 
 /// The host functions a plugin may import from `extism:host/env`.
 pub const HOST_FUNCTIONS: [&str; 12] = [
@@ -81,37 +81,30 @@ pub fn link(linker: &mut Linker<HostState>) -> Result<()> {
     linker.func_wrap(ENV, "var_get", |mut c: Caller<'_, HostState>, key: u64| {
         let k = c.data().kernel()?;
         let key = read_and_free(&mut c, &k, key)?;
-        let value = c.data().vars.get(&*String::from_utf8_lossy(&key)).cloned();
+        let value = c
+            .data()
+            .vars
+            .get(&String::from_utf8_lossy(&key))
+            .map(<[u8]>::to_vec);
         match value {
             Some(v) => k.alloc_bytes(&mut c, &v),
             None => Ok(0),
         }
     })?;
-    linker.func_wrap(ENV, "var_set", |mut c: Caller<'_, HostState>, key: u64, value: u64| {
-        let k = c.data().kernel()?;
-        let key = String::from_utf8_lossy(&read_and_free(&mut c, &k, key)?).into_owned();
-        let value = if value == 0 {
-            None
-        } else {
-            Some(read_and_free(&mut c, &k, value)?)
-        };
-        let s = c.data_mut();
-        if let Some(old) = s.vars.remove(&key) {
-            s.var_bytes -= key.len() + old.len();
-        }
-        if let Some(v) = value {
-            let total = s.var_bytes + key.len() + v.len();
-            if total > s.var_limit {
-                bail!(
-                    "var_set of `{key}` would make the vars {total} bytes, over the limit of {} bytes",
-                    s.var_limit
-                );
-            }
-            s.var_bytes = total;
-            s.vars.insert(key, v);
-        }
-        Ok(())
-    })?;
+    linker.func_wrap(
+        ENV,
+        "var_set",
+        |mut c: Caller<'_, HostState>, key: u64, value: u64| {
+            let k = c.data().kernel()?;
+            let key = String::from_utf8_lossy(&read_and_free(&mut c, &k, key)?).into_owned();
+            let value = if value == 0 {
+                None
+            } else {
+                Some(read_and_free(&mut c, &k, value)?)
+            };
+            c.data_mut().vars.set(key, value)
+        },
+    )?;
     linker.func_wrap(
         ENV,
         "http_request",

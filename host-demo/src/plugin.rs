@@ -1,20 +1,19 @@
 //! Loading an Extism plugin, linking it to a kernel and the host functions, and calling it.
 
-use crate::backend::component::ComponentKernel;
-use crate::backend::core::CoreKernel;
-use crate::backend::{self, InputTooLarge, Kernel, KernelKind};
-use crate::host_fns::{self, HostFunction};
+use crate::backend::{InputTooLarge, Kernel, KernelKind};
+use crate::host_fns::HostFunction;
 use crate::http::{AllowedHosts, HttpState};
+use crate::pre::PluginPre;
+pub use crate::pre::is_component;
 use crate::runtime::{EPOCH_TICK, Runtime};
-use std::collections::{BTreeMap, HashMap};
+use crate::vars::Vars;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
-use wasmtime::component::Linker as ComponentLinker;
+use wasmtime::Result;
 use wasmtime::error::Context;
-use wasmtime::{Func, Instance, Linker, Module, ResourceLimiter, Store, Trap, Val, ValType};
-use wasmtime::{Result, bail};
-use wasmtime_wasi::WasiCtxBuilder;
+use wasmtime::{Func, Instance, ResourceLimiter, Store, Trap, Val, ValType};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
@@ -102,6 +101,16 @@ pub struct Limits {
     pub denied: bool,
 }
 
+impl Limits {
+    /// No more than `max_bytes` in all the store's memories together (`None`: no limit).
+    pub fn new(max_bytes: Option<u64>) -> Self {
+        Limits {
+            max_bytes,
+            ..Limits::default()
+        }
+    }
+}
+
 impl ResourceLimiter for Limits {
     fn memory_growing(
         &mut self,
@@ -136,16 +145,14 @@ impl ResourceLimiter for Limits {
 pub struct HostState {
     pub(crate) kernel: Option<Kernel>,
     pub(crate) config: BTreeMap<String, String>,
-    pub(crate) vars: HashMap<String, Vec<u8>>,
-    pub(crate) var_bytes: usize,
-    pub(crate) var_limit: usize,
+    pub(crate) vars: Vars,
     pub(crate) http: HttpState,
     pub(crate) allowed_hosts: AllowedHosts,
     pub(crate) http_max_response: u64,
     pub(crate) http_timeout: Option<Duration>,
     pub(crate) log_level: Option<log::Level>,
     pub(crate) limits: Limits,
-    wasi: Option<WasiP1Ctx>,
+    pub(crate) wasi: Option<WasiP1Ctx>,
 }
 
 impl HostState {
@@ -209,35 +216,21 @@ impl fmt::Display for CallError {
 
 impl std::error::Error for CallError {}
 
-fn one_line(s: &str) -> String {
+pub(crate) fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// A loaded plugin: its instance, its kernel, and the store they share.
+///
+/// A `Plugin` is `Send`: different threads may call different plugins at the same time.
 pub struct Plugin {
     store: Store<HostState>,
     instance: Instance,
     kernel: Kernel,
-    timeout: Option<Duration>,
-    fuel: Option<u64>,
-    memory_max_pages: Option<u64>,
     stdout: Option<MemoryOutputPipe>,
-    /// What the plugin was made of, to make it anew after a trap on the component backend.
-    parts: Parts,
-}
-
-/// Everything a plugin's store is instantiated from (all cheap to clone).
-#[derive(Clone)]
-struct Parts {
-    engine: wasmtime::Engine,
-    core_kernel: Module,
-    component_kernel: wasmtime::component::Component,
-    fuel_counted: bool,
-    module: Module,
-    kernel_imports: Vec<String>,
-    wasi_imported: bool,
-    options: PluginOptions,
-    stdout: Option<MemoryOutputPipe>,
+    /// What the plugin is instantiated from, to make it anew after a trap on the component
+    /// backend.
+    pre: Arc<PluginPre>,
 }
 
 impl fmt::Debug for Plugin {
@@ -248,179 +241,27 @@ impl fmt::Debug for Plugin {
     }
 }
 
-/// The plugin's imports, sorted by what answers them.
-struct Imports {
-    kernel: Vec<String>,
-    wasi: bool,
-}
-
-fn classify_imports(module: &Module, options: &PluginOptions) -> Result<Imports> {
-    let mut kernel = Vec::new();
-    let mut wasi = false;
-    for import in module.imports() {
-        let (m, name) = (import.module(), import.name());
-        if options
-            .functions
-            .iter()
-            .any(|f| f.namespace == m && f.name == name)
-        {
-            continue;
-        }
-        match m {
-            ENV if kernel_build::abi::function_type(name).is_some() => {
-                kernel.push(name.to_string())
-            }
-            ENV if host_fns::HOST_FUNCTIONS.contains(&name) => {}
-            ENV if name == "memory" || name == "extism_context" => bail!(
-                "the plugin imports `{ENV}::{name}`: the kernel's {name} is not importable by plugins"
-            ),
-            ENV => bail!("the plugin imports `{ENV}::{name}`, which is no kernel or host function"),
-            WASI_P1 if options.wasi => wasi = true,
-            WASI_P1 => bail!(
-                "the plugin imports WASI (`{WASI_P1}::{name}`); enable WASI (--wasi) to run it"
-            ),
-            USER => bail!(
-                "the plugin imports the host function `{USER}::{name}`, which is not registered"
-            ),
-            _ => bail!("the plugin imports `{m}::{name}`, which this host does not provide"),
-        }
-    }
-    Ok(Imports { kernel, wasi })
-}
-
-/// Whether `wasm` is a component rather than a core module.
-pub fn is_component(wasm: &[u8]) -> bool {
-    wasmparser::Parser::is_component(wasm)
-}
-
 impl Plugin {
-    /// Loads `wasm` (an Extism plugin: a core module) with `options`.
+    /// Loads `wasm` (an Extism plugin: a core module) with `options`: compiles, links and
+    /// instantiates it. To make many instances of one plugin, use [`PluginPre`] instead.
     pub fn new(runtime: &Runtime, wasm: &[u8], options: PluginOptions) -> Result<Plugin> {
-        if is_component(wasm) {
-            bail!("the file is a component, not an Extism plugin (a core wasm module)");
-        }
-        if !wasm.starts_with(b"\0asm") {
-            bail!("the file is not a WebAssembly module (no `\\0asm` header)");
-        }
-        let engine = runtime.engine();
-        let module = Module::new(engine, wasm).map_err(|e| {
-            wasmtime::format_err!(
-                "the plugin is not a valid WebAssembly module: {}",
-                one_line(&format!("{e:#}"))
-            )
-        })?;
-        let imports = classify_imports(&module, &options)?;
-        if options.fuel.is_some() && !runtime.options().fuel {
-            bail!("a fuel limit needs a runtime that counts fuel");
-        }
-        if options.kernel_wasm.is_some() && options.kernel == KernelKind::Component {
-            bail!("a kernel given by path runs on the core backend only");
-        }
-        let core_kernel = match &options.kernel_wasm {
-            Some(w) => runtime.compile_kernel(w)?,
-            None => runtime.core_kernel().clone(),
-        };
-        let stdout = options
-            .capture_stdout
-            .then(|| MemoryOutputPipe::new(usize::MAX));
-        Self::instantiate(Parts {
-            engine: engine.clone(),
-            core_kernel,
-            component_kernel: runtime.component_kernel().clone(),
-            fuel_counted: runtime.options().fuel,
-            module,
-            kernel_imports: imports.kernel,
-            wasi_imported: imports.wasi,
-            options,
-            stdout,
-        })
+        Arc::new(PluginPre::new(runtime, wasm, options)?).instantiate()
     }
 
-    /// A new store with the plugin and its kernel instantiated from `parts`.
-    fn instantiate(parts: Parts) -> Result<Plugin> {
-        let (engine, options, stdout) = (&parts.engine, &parts.options, parts.stdout.clone());
-        let wasi = (options.wasi).then(|| {
-            let mut b = WasiCtxBuilder::new();
-            match &stdout {
-                Some(pipe) => b.stdout(pipe.clone()),
-                None => b.inherit_stdout(),
-            };
-            b.inherit_stderr().build_p1()
-        });
-        let state = HostState {
-            kernel: None,
-            config: options.config.clone(),
-            vars: HashMap::new(),
-            var_bytes: 0,
-            var_limit: options.var_limit_bytes,
-            http: HttpState::default(),
-            allowed_hosts: AllowedHosts::new(options.allowed_hosts.iter().cloned()),
-            http_max_response: options.http_max_response_bytes,
-            http_timeout: options.timeout,
-            log_level: options.log_level,
-            limits: Limits {
-                max_bytes: options.memory_max_pages.map(|p| p * 65536),
-                ..Limits::default()
-            },
-            wasi,
-        };
-        let mut store = Store::new(engine, state);
-        store.limiter(|s| &mut s.limits);
-        store.epoch_deadline_trap();
-        store.set_epoch_deadline(u64::MAX / 2);
-        if parts.fuel_counted {
-            store.set_fuel(u64::MAX)?;
-        }
-        let memory_error = |e: wasmtime::Error, what: &str| match options.memory_max_pages {
-            Some(p) if format!("{e:#}").contains("memory") => wasmtime::format_err!(
-                "out of memory: {what} does not fit the memory limit of {p} pages"
-            ),
-            _ => e,
-        };
-        let kernel = match options.kernel {
-            KernelKind::Core => {
-                let module = &parts.core_kernel;
-                Kernel::Core(Arc::new(
-                    CoreKernel::instantiate(&mut store, module)
-                        .map_err(|e| memory_error(e, "the kernel"))?,
-                ))
-            }
-            KernelKind::Component => {
-                let linker = ComponentLinker::new(engine);
-                Kernel::Component(Arc::new(
-                    ComponentKernel::instantiate(&mut store, &parts.component_kernel, &linker)
-                        .map_err(|e| memory_error(e, "the kernel component"))?,
-                ))
-            }
-        };
-        store.data_mut().kernel = Some(kernel.clone());
-        let mut linker: Linker<HostState> = Linker::new(engine);
-        backend::link(&kernel, &mut linker, &mut store, &parts.kernel_imports)?;
-        host_fns::link(&mut linker)?;
-        for f in &options.functions {
-            f.define(&mut linker)?;
-        }
-        if parts.wasi_imported {
-            wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |s: &mut HostState| {
-                s.wasi
-                    .as_mut()
-                    .expect("WASI is linked only when the context exists")
-            })?;
-        }
-        let instance = linker
-            .instantiate(&mut store, &parts.module)
-            .map_err(|e| memory_error(e, "the plugin"))
-            .context("instantiating the plugin")?;
-        Ok(Plugin {
+    pub(crate) fn from_parts(
+        store: Store<HostState>,
+        instance: Instance,
+        kernel: Kernel,
+        stdout: Option<MemoryOutputPipe>,
+        pre: Arc<PluginPre>,
+    ) -> Plugin {
+        Plugin {
             store,
             instance,
             kernel,
-            timeout: options.timeout,
-            fuel: options.fuel,
-            memory_max_pages: options.memory_max_pages,
             stdout,
-            parts,
-        })
+            pre,
+        }
     }
 
     /// Whether the plugin exports a function `name`.
@@ -453,25 +294,28 @@ impl Plugin {
             | CallError::Trap(_),
         ) = &result
         {
-            self.renew_component_kernel();
+            self.renew_after_trap();
         }
         result
     }
 
-    /// Makes the plugin anew in a fresh store, keeping its vars: wasmtime marks a store in
-    /// which any wasm trapped so that none of its component instances can be entered again.
-    fn renew_component_kernel(&mut self) {
+    /// Makes the plugin anew in a fresh store, keeping its vars and its captured stdout:
+    /// wasmtime marks a store in which any wasm trapped so that none of its component
+    /// instances can be entered again. Only the component backend needs this.
+    fn renew_after_trap(&mut self) {
         if !matches!(self.kernel, Kernel::Component(_)) {
             return;
         }
-        if let Ok(mut fresh) = Self::instantiate(self.parts.clone()) {
-            let old = self.store.data_mut();
-            let (vars, var_bytes) = (std::mem::take(&mut old.vars), old.var_bytes);
-            let new = fresh.store.data_mut();
-            new.vars = vars;
-            new.var_bytes = var_bytes;
+        if let Ok(mut fresh) = self.pre.instantiate_with(self.stdout.clone()) {
+            fresh.store.data_mut().vars = std::mem::take(&mut self.store.data_mut().vars);
             *self = fresh;
         }
+    }
+
+    /// What this plugin was instantiated from: make more instances of it with
+    /// [`PluginPre::instantiate`].
+    pub fn pre(&self) -> &Arc<PluginPre> {
+        &self.pre
     }
 
     fn call_once(&mut self, name: &str, input: &[u8]) -> Result<Vec<u8>, CallError> {
@@ -494,25 +338,30 @@ impl Plugin {
             }
         };
         self.store.data_mut().limits.denied = false;
-        self.store.set_epoch_deadline(match self.timeout {
-            Some(t) => (t.as_micros() / EPOCH_TICK.as_micros()).max(1) as u64 + 1,
-            None => u64::MAX / 2,
-        });
+        self.store
+            .set_epoch_deadline(match self.pre.options().timeout {
+                Some(t) => (t.as_micros() / EPOCH_TICK.as_micros()).max(1) as u64 + 1,
+                None => u64::MAX / 2,
+            });
         self.unlimited_fuel();
         match self.kernel.prepare_call(&mut self.store, input) {
             Ok(Ok(())) => {}
             Ok(Err(InputTooLarge(n))) => {
-                return Err(CallError::OutOfMemory(match self.memory_max_pages {
-                    Some(p) if self.store.data().limits.denied => {
-                        format!("the input of {n} bytes does not fit the memory limit of {p} pages")
-                    }
-                    _ => format!("the kernel cannot hold an input of {n} bytes"),
-                }));
+                return Err(CallError::OutOfMemory(
+                    match self.pre.options().memory_max_pages {
+                        Some(p) if self.store.data().limits.denied => {
+                            format!(
+                                "the input of {n} bytes does not fit the memory limit of {p} pages"
+                            )
+                        }
+                        _ => format!("the kernel cannot hold an input of {n} bytes"),
+                    },
+                ));
             }
             Err(e) => return Err(self.classify(e)),
         }
         // The fuel limit is the plugin's: the kernel's own preparation is not counted.
-        if let Some(fuel) = self.fuel {
+        if let Some(fuel) = self.pre.options().fuel {
             self.store
                 .set_fuel(fuel)
                 .map_err(|e| CallError::Trap(e.to_string()))?;
@@ -536,7 +385,7 @@ impl Plugin {
 
     /// The host's own calls into the kernel (before and after the plugin's) are not metered.
     fn unlimited_fuel(&mut self) {
-        if self.fuel.is_some() {
+        if self.pre.options().fuel.is_some() {
             let _ = self.store.set_fuel(u64::MAX);
         }
     }
@@ -556,13 +405,15 @@ impl Plugin {
         let denied = self.store.data().limits.denied;
         match e.downcast_ref::<Trap>() {
             Some(Trap::Interrupt) => {
-                return CallError::Timeout(self.timeout.unwrap_or_default());
+                return CallError::Timeout(self.pre.options().timeout.unwrap_or_default());
             }
-            Some(Trap::OutOfFuel) => return CallError::OutOfFuel(self.fuel.unwrap_or_default()),
+            Some(Trap::OutOfFuel) => {
+                return CallError::OutOfFuel(self.pre.options().fuel.unwrap_or_default());
+            }
             _ => {}
         }
         if denied {
-            let p = self.memory_max_pages.unwrap_or_default();
+            let p = self.pre.options().memory_max_pages.unwrap_or_default();
             return CallError::OutOfMemory(format!(
                 "the plugin reached its memory limit of {p} pages ({})",
                 one_line(&e.root_cause().to_string())

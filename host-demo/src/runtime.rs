@@ -7,7 +7,7 @@ use std::time::Duration;
 use wasmtime::Result;
 use wasmtime::component::Component;
 use wasmtime::error::Context;
-use wasmtime::{Config, Engine, Module};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, Module, PoolingAllocationConfig};
 
 /// How often the epoch advances: the granularity of call timeouts.
 pub const EPOCH_TICK: Duration = Duration::from_millis(2);
@@ -17,6 +17,36 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(2);
 pub struct RuntimeOptions {
     /// Count fuel, so that plugins can be given a fuel limit (slows every call a little).
     pub fuel: bool,
+    /// Use wasmtime's pooling allocator, with room for this many live plugin instances
+    /// (each with its kernel). Off by default: see [`pooling_config`].
+    pub pooling: Option<u32>,
+}
+
+/// Largest memory a plugin (or its kernel) may grow to under the pooling allocator.
+pub const POOLED_MEMORY_MAX: usize = 1 << 30;
+
+/// The pooling allocator's configuration for `instances` live plugins, each a plugin
+/// instance plus a kernel (one core instance, or one component instance with one core
+/// instance inside it): two core instances and up to three memories per plugin (the
+/// plugin's, the kernel's, and the store's GC heap, which wasmtime allocates as a memory).
+///
+/// Every slot is reserved up front (virtual address space, not memory), instantiation
+/// takes a slot instead of making new mappings, and memories are initialized copy-on-write
+/// from the module's image (`Config::memory_init_cow`, on by default), so a live instance
+/// costs the pages it has written. Each memory may grow to [`POOLED_MEMORY_MAX`]; the
+/// usual 4 GiB reservation with guard pages stays, so compiled code keeps eliding bounds
+/// checks.
+pub fn pooling_config(instances: u32) -> PoolingAllocationConfig {
+    let n = instances.max(1);
+    let mut pool = PoolingAllocationConfig::new();
+    pool.total_core_instances(n.saturating_mul(2))
+        .total_memories(n.saturating_mul(3))
+        .total_tables(n.saturating_mul(2))
+        .total_component_instances(n)
+        // Only a kernel with an `externref` global (upstream's) makes a GC heap.
+        .total_gc_heaps(n)
+        .max_memory_size(POOLED_MEMORY_MAX);
+    pool
 }
 
 /// A wasmtime engine with the kernels compiled for it and a thread that advances the epoch.
@@ -36,6 +66,10 @@ impl Runtime {
         config.epoch_interruption(true);
         config.consume_fuel(options.fuel);
         config.wasm_component_model(true);
+        config.memory_init_cow(true);
+        if let Some(n) = options.pooling {
+            config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling_config(n)));
+        }
         let engine = Engine::new(&config)?;
         let core_kernel =
             Module::new(&engine, artifacts::KERNEL_CORE).context("compiling the kernel module")?;

@@ -27,7 +27,13 @@ fn runtime() -> &'static Runtime {
 /// A runtime that counts fuel.
 fn fuel_runtime() -> &'static Runtime {
     static RUNTIME: OnceLock<Runtime> = OnceLock::new();
-    RUNTIME.get_or_init(|| Runtime::new(RuntimeOptions { fuel: true }).expect("fuel runtime"))
+    RUNTIME.get_or_init(|| {
+        Runtime::new(RuntimeOptions {
+            fuel: true,
+            ..RuntimeOptions::default()
+        })
+        .expect("fuel runtime")
+    })
 }
 
 fn sample(name: &str) -> &'static [u8] {

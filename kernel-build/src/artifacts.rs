@@ -15,6 +15,11 @@ use std::process::Command;
 pub const CORE_MODULE: &str = "extism-kernel.wasm";
 /// File name of the component.
 pub const COMPONENT: &str = "extism-kernel.component.wasm";
+/// File name of the adapter answering a componentized plugin's host-function imports.
+pub const ADAPTER_ENV: &str = "extism-plugin-env.component.wasm";
+/// File name of the adapter running a componentized plugin's calls.
+pub const ADAPTER_ENTRY: &str = "extism-plugin-entry.component.wasm";
+
 /// Stack of the core module: the kernel's functions barely use one (the contract suite runs
 /// every export under it). Small enough that the statics above it have 2-byte addresses.
 pub const CORE_STACK_BYTES: u32 = 8 * 1024;
@@ -43,6 +48,10 @@ pub struct Artifacts {
     pub component: PathBuf,
     /// The sample plugins, by crate file stem.
     pub plugins: Vec<(String, PathBuf)>,
+    /// The env adapter of componentized plugins ([`ADAPTER_ENV`]).
+    pub adapter_env: PathBuf,
+    /// The entry adapter of componentized plugins ([`ADAPTER_ENTRY`]).
+    pub adapter_entry: PathBuf,
 }
 
 fn cargo(root: &Path) -> Command {
@@ -129,6 +138,12 @@ pub fn build_all(root: &Path, target_dir: &Path, out: &Path) -> Result<Artifacts
         componentize(&module).context("componentizing the kernel")?,
     )?;
 
+    // The two adapters of componentized plugins: no_std wit-bindgen guests like the kernel
+    // component, two crates in two invocations (so their outputs never collide).
+    let adapter_env = build_adapter(root, target_dir, out, "plugin-adapter-env", ADAPTER_ENV)?;
+    let adapter_entry =
+        build_adapter(root, target_dir, out, "plugin-adapter-entry", ADAPTER_ENTRY)?;
+
     let manifest = root.join("plugins").join("Cargo.toml");
     for target in ["wasm32-unknown-unknown", "wasm32-wasip1"] {
         let mut c = cargo(root);
@@ -154,5 +169,44 @@ pub fn build_all(root: &Path, target_dir: &Path, out: &Path) -> Result<Artifacts
         core,
         component,
         plugins,
+        adapter_env,
+        adapter_entry,
     })
+}
+
+/// Builds the adapter crate `krate` for wasm32-unknown-unknown and writes its component to
+/// `out/file`.
+fn build_adapter(
+    root: &Path,
+    target_dir: &Path,
+    out: &Path,
+    krate: &str,
+    file: &str,
+) -> Result<PathBuf> {
+    let mut c = cargo(root);
+    c.args(["rustc", "-p", krate, "--lib"])
+        .args([
+            "--target",
+            "wasm32-unknown-unknown",
+            "--profile",
+            "wasm-release",
+        ])
+        .arg("--target-dir")
+        .arg(target_dir)
+        .args(["--", "-C"])
+        .arg(format!("link-arg=-zstack-size={COMPONENT_STACK_BYTES}"))
+        .args(["-C", "link-arg=--compress-relocations"]);
+    run(c)?;
+    let module = std::fs::read(
+        target_dir
+            .join("wasm32-unknown-unknown")
+            .join("wasm-release")
+            .join(format!("{}.wasm", krate.replace('-', "_"))),
+    )?;
+    let dst = out.join(file);
+    std::fs::write(
+        &dst,
+        componentize(&module).with_context(|| format!("componentizing {krate}"))?,
+    )?;
+    Ok(dst)
 }

@@ -15,7 +15,7 @@ fn main() -> Result<()> {
     let a =
         kernel_build::artifacts::build_all(&root, &root.join("target").join("wasm-build"), &out)?;
     println!("{:<40} {:>9}", "artifact", "bytes");
-    for p in [&a.core, &a.component]
+    for p in [&a.core, &a.component, &a.adapter_env, &a.adapter_entry]
         .into_iter()
         .chain(a.plugins.iter().map(|(_, p)| p))
     {

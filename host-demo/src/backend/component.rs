@@ -4,8 +4,7 @@
 use super::InputTooLarge;
 use crate::plugin::{ENV, HostState};
 use std::sync::Arc;
-use wasmtime::component::{Component, Linker as ComponentLinker};
-use wasmtime::{AsContextMut, Caller, Linker, StoreContextMut};
+use wasmtime::{Caller, Linker, StoreContextMut};
 use wasmtime::{Result, bail};
 
 /// Bindings for the `kernel` world of `wit/`.
@@ -30,15 +29,9 @@ pub struct ComponentKernel {
 }
 
 impl ComponentKernel {
-    /// Instantiates the kernel component in the store. It imports nothing, so `linker` may be
-    /// empty (or carry WASI: the component simply does not use it).
-    pub fn instantiate(
-        store: impl AsContextMut<Data = HostState>,
-        component: &Component,
-        linker: &ComponentLinker<HostState>,
-    ) -> Result<Self> {
-        let bindings = bindings::Kernel::instantiate(store, component, linker)?;
-        Ok(ComponentKernel { bindings })
+    /// The kernel component instantiated through its bindings.
+    pub fn new(bindings: bindings::Kernel) -> Self {
+        ComponentKernel { bindings }
     }
 
     /// The raw ABI interface.

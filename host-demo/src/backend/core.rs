@@ -1,13 +1,15 @@
 //! The kernel as a core module: one instance per plugin store, linked straight into the
 //! plugin under `extism:host/env`.
+//!
+//! The kernel's `extism_context` global (an `externref`) stays null. Extism's runtime puts
+//! its per-call context there for its own host functions; this host keeps that state in the
+//! store, and setting the global would give every store a GC heap (a third memory per
+//! plugin, and resident pages) for nothing.
 
 use super::InputTooLarge;
 use crate::plugin::HostState;
 use wasmtime::error::Context;
-use wasmtime::{
-    AsContext, AsContextMut, ExternRef, Global, Instance, Linker, Memory, Module, Rooted,
-    StoreContextMut, TypedFunc, Val,
-};
+use wasmtime::{AsContext, AsContextMut, Instance, Memory, StoreContextMut, TypedFunc};
 use wasmtime::{Result, bail};
 
 /// The exports of one kernel instance that the host itself calls.
@@ -28,18 +30,12 @@ pub struct CoreKernel {
     error_set: TypedFunc<u64, ()>,
     error_get: TypedFunc<(), u64>,
     reset: TypedFunc<(), ()>,
-    context: Option<Global>,
 }
 
 impl CoreKernel {
-    /// Instantiates `module` (a kernel: no imports) in the store.
-    pub fn instantiate(
-        mut store: impl AsContextMut<Data = HostState>,
-        module: &Module,
-    ) -> Result<Self> {
+    /// The exports the host calls, of a kernel `instance` in the store.
+    pub fn new(mut store: impl AsContextMut<Data = HostState>, instance: Instance) -> Result<Self> {
         let mut store = store.as_context_mut();
-        let instance =
-            Instance::new(&mut store, module, &[]).context("instantiating the kernel")?;
         let memory = instance
             .get_memory(&mut store, "memory")
             .context("the kernel exports no `memory`")?;
@@ -62,7 +58,6 @@ impl CoreKernel {
             error_set: f!("error_set"),
             error_get: f!("error_get"),
             reset: f!("reset"),
-            context: instance.get_global(&mut store, "extism_context"),
         })
     }
 
@@ -74,23 +69,6 @@ impl CoreKernel {
     /// The kernel instance.
     pub fn instance(&self) -> Instance {
         self.instance
-    }
-
-    /// Links each kernel function the plugin imports to the kernel instance's export itself.
-    pub fn link(
-        &self,
-        linker: &mut Linker<HostState>,
-        mut store: impl AsContextMut<Data = HostState>,
-        names: &[String],
-    ) -> Result<()> {
-        for name in names {
-            let export = self
-                .instance
-                .get_export(&mut store, name)
-                .with_context(|| format!("the kernel does not export `{name}`"))?;
-            linker.define(&store, crate::plugin::ENV, name, export)?;
-        }
-        Ok(())
     }
 
     fn bytes(&self, store: impl AsContext, offset: u64, len: u64) -> Result<Vec<u8>> {
@@ -127,11 +105,6 @@ impl CoreKernel {
             h
         };
         self.input_set.call(&mut store, (h, input.len() as u64))?;
-        if let Some(g) = self.context {
-            // Extism sets the context before each call; ours carries nothing the kernel reads.
-            let r: Rooted<ExternRef> = ExternRef::new(&mut store, ())?;
-            g.set(&mut store, Val::ExternRef(Some(r)))?;
-        }
         Ok(Ok(()))
     }
 

@@ -15,8 +15,8 @@ pub mod component;
 pub mod core;
 
 use crate::plugin::HostState;
+use wasmtime::AsContextMut;
 use wasmtime::Result;
-use wasmtime::{AsContextMut, Linker};
 
 /// Which form of the kernel a plugin runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -119,18 +119,5 @@ impl Kernel {
             Kernel::Core(k) => k.free(store.as_context_mut(), h),
             Kernel::Component(k) => k.free(store.as_context_mut(), h),
         }
-    }
-}
-
-/// Defines the kernel's imports for a plugin in `linker`, the way the backend does it.
-pub fn link(
-    kernel: &Kernel,
-    linker: &mut Linker<HostState>,
-    store: impl AsContextMut<Data = HostState>,
-    names: &[String],
-) -> Result<()> {
-    match kernel {
-        Kernel::Core(k) => k.link(linker, store, names),
-        Kernel::Component(_) => component::link(linker, names),
     }
 }

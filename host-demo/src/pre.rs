@@ -1,0 +1,339 @@
+//! Compile once, link once, instantiate many: [`PluginPre`].
+//!
+//! Everything about a plugin that does not depend on a store is done once, in
+//! [`PluginPre::new`]: the module is compiled and validated, its imports are sorted by what
+//! answers them and type-checked, the kernel is pre-instantiated (`InstancePre`), and the
+//! plugin's imports are resolved. [`PluginPre::instantiate`] then only makes a store and
+//! instantiates the two instances in it. A `PluginPre` is `Send + Sync`: threads can share
+//! one (in an `Arc`) and instantiate from it at the same time.
+//!
+//! How the plugin's imports are resolved depends on the kernel form:
+//! - component backend: every import (kernel forwarders, host functions, user functions,
+//!   WASI) is a host function, independent of any store, so the whole linker is closed over
+//!   once in a wasmtime `InstancePre`;
+//! - core backend: the plugin's kernel imports are the exports of a kernel *instance*, which
+//!   lives in one store, so no `InstancePre` can close over them. The import list is resolved
+//!   once into a plan (which kernel export, or which host function, answers each import, by
+//!   index); each store fills the plan with its own kernel instance's exports. The plugin
+//!   calls the kernel directly, with no host trampoline, as in Extism's runtime.
+
+use crate::backend::component::{ComponentKernel, bindings};
+use crate::backend::core::CoreKernel;
+use crate::backend::{self, Kernel, KernelKind};
+use crate::host_fns;
+use crate::http::{AllowedHosts, HttpState};
+use crate::plugin::{ENV, HostState, Limits, Plugin, PluginOptions, USER, WASI_P1, one_line};
+use crate::runtime::Runtime;
+use crate::vars::Vars;
+use std::fmt;
+use std::sync::Arc;
+use wasmtime::error::Context;
+use wasmtime::{Engine, Extern, Instance, InstancePre, Linker, Module, ModuleExport, Store};
+use wasmtime::{Result, bail, format_err};
+use wasmtime_wasi::WasiCtxBuilder;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+
+/// A plugin compiled and linked, ready to be instantiated many times.
+pub struct PluginPre {
+    engine: Engine,
+    module: Module,
+    options: PluginOptions,
+    fuel_counted: bool,
+    kernel: KernelPre,
+    link: PluginLink,
+}
+
+impl fmt::Debug for PluginPre {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PluginPre")
+            .field("kernel", &self.options.kernel)
+            .field(
+                "link",
+                &match self.link {
+                    PluginLink::Pre(_) => "instance-pre",
+                    PluginLink::Plan { .. } => "import plan",
+                },
+            )
+            .finish()
+    }
+}
+
+/// The kernel, pre-instantiated (neither form imports anything).
+enum KernelPre {
+    Core(InstancePre<HostState>),
+    Component(Box<bindings::KernelPre<HostState>>),
+}
+
+/// How the plugin's imports are answered.
+enum PluginLink {
+    /// Every import is store-independent (component backend).
+    Pre(InstancePre<HostState>),
+    /// Per import, in the module's import order: a kernel export or a linker definition.
+    Plan {
+        linker: Linker<HostState>,
+        imports: Vec<Source>,
+    },
+}
+
+/// What answers one plugin import on the core backend.
+enum Source {
+    /// The kernel instance's export.
+    Kernel(ModuleExport),
+    /// A host function (or WASI) defined in the linker: module and name.
+    Linker(String, String),
+}
+
+/// The plugin's imports, sorted by what answers them.
+struct Imports {
+    kernel: Vec<String>,
+    wasi: bool,
+}
+
+fn classify_imports(module: &Module, options: &PluginOptions) -> Result<Imports> {
+    let mut kernel = Vec::new();
+    let mut wasi = false;
+    for import in module.imports() {
+        let (m, name) = (import.module(), import.name());
+        if options
+            .functions
+            .iter()
+            .any(|f| f.namespace == m && f.name == name)
+        {
+            continue;
+        }
+        match m {
+            ENV if kernel_build::abi::function_type(name).is_some() => {
+                kernel.push(name.to_string())
+            }
+            ENV if host_fns::HOST_FUNCTIONS.contains(&name) => {}
+            ENV if name == "memory" || name == "extism_context" => bail!(
+                "the plugin imports `{ENV}::{name}`: the kernel's {name} is not importable by plugins"
+            ),
+            ENV => bail!("the plugin imports `{ENV}::{name}`, which is no kernel or host function"),
+            WASI_P1 if options.wasi => wasi = true,
+            WASI_P1 => bail!(
+                "the plugin imports WASI (`{WASI_P1}::{name}`); enable WASI (--wasi) to run it"
+            ),
+            USER => bail!(
+                "the plugin imports the host function `{USER}::{name}`, which is not registered"
+            ),
+            _ => bail!("the plugin imports `{m}::{name}`, which this host does not provide"),
+        }
+    }
+    Ok(Imports { kernel, wasi })
+}
+
+/// Whether `wasm` is a component rather than a core module.
+pub fn is_component(wasm: &[u8]) -> bool {
+    wasmparser::Parser::is_component(wasm)
+}
+
+impl PluginPre {
+    /// Compiles `wasm` (an Extism plugin: a core module) and links it for `options`.
+    pub fn new(runtime: &Runtime, wasm: &[u8], options: PluginOptions) -> Result<PluginPre> {
+        if is_component(wasm) {
+            bail!("the file is a component, not an Extism plugin (a core wasm module)");
+        }
+        if !wasm.starts_with(b"\0asm") {
+            bail!("the file is not a WebAssembly module (no `\\0asm` header)");
+        }
+        let engine = runtime.engine();
+        let module = Module::new(engine, wasm).map_err(|e| {
+            format_err!(
+                "the plugin is not a valid WebAssembly module: {}",
+                one_line(&format!("{e:#}"))
+            )
+        })?;
+        let imports = classify_imports(&module, &options)?;
+        if options.fuel.is_some() && !runtime.options().fuel {
+            bail!("a fuel limit needs a runtime that counts fuel");
+        }
+        if options.kernel_wasm.is_some() && options.kernel == KernelKind::Component {
+            bail!("a kernel given by path runs on the core backend only");
+        }
+
+        // Host functions, user functions and WASI: the same definitions on both backends.
+        let mut linker: Linker<HostState> = Linker::new(engine);
+        host_fns::link(&mut linker)?;
+        for f in &options.functions {
+            f.define(&mut linker)?;
+        }
+        if imports.wasi {
+            wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |s: &mut HostState| {
+                s.wasi
+                    .as_mut()
+                    .expect("WASI is linked only when the context exists")
+            })?;
+        }
+
+        let (kernel, link) = match options.kernel {
+            KernelKind::Core => {
+                let kernel_module = match &options.kernel_wasm {
+                    Some(w) => runtime.compile_kernel(w)?,
+                    None => runtime.core_kernel().clone(),
+                };
+                let pre = Linker::new(engine)
+                    .instantiate_pre(&kernel_module)
+                    .context("the kernel module imports something")?;
+                let mut plan = Vec::new();
+                for import in module.imports() {
+                    let (m, name) = (import.module(), import.name());
+                    let from_kernel = m == ENV && imports.kernel.iter().any(|k| k == name);
+                    plan.push(if from_kernel {
+                        let export = kernel_module
+                            .get_export_index(name)
+                            .with_context(|| format!("the kernel does not export `{name}`"))?;
+                        let ty = kernel_module.get_export(name).expect("the export exists");
+                        check_import_type(&import.ty(), &ty, name)?;
+                        Source::Kernel(export)
+                    } else {
+                        Source::Linker(m.to_string(), name.to_string())
+                    });
+                }
+                (
+                    KernelPre::Core(pre),
+                    PluginLink::Plan {
+                        linker,
+                        imports: plan,
+                    },
+                )
+            }
+            KernelKind::Component => {
+                let component_linker = wasmtime::component::Linker::new(engine);
+                let pre = component_linker
+                    .instantiate_pre(runtime.component_kernel())
+                    .context("the kernel component imports something")?;
+                let pre = bindings::KernelPre::new(pre)?;
+                backend::component::link(&mut linker, &imports.kernel)?;
+                let plugin = linker
+                    .instantiate_pre(&module)
+                    .context("linking the plugin")?;
+                (KernelPre::Component(Box::new(pre)), PluginLink::Pre(plugin))
+            }
+        };
+        Ok(PluginPre {
+            engine: engine.clone(),
+            module,
+            options,
+            fuel_counted: runtime.options().fuel,
+            kernel,
+            link,
+        })
+    }
+
+    /// The options every instance gets.
+    pub fn options(&self) -> &PluginOptions {
+        &self.options
+    }
+
+    /// A new instance of the plugin with its own kernel, in a store of its own.
+    pub fn instantiate(self: &Arc<Self>) -> Result<Plugin> {
+        let stdout = self
+            .options
+            .capture_stdout
+            .then(|| MemoryOutputPipe::new(usize::MAX));
+        self.instantiate_with(stdout)
+    }
+
+    /// A new instance writing WASI stdout to `stdout` (inherited when `None`).
+    pub(crate) fn instantiate_with(
+        self: &Arc<Self>,
+        stdout: Option<MemoryOutputPipe>,
+    ) -> Result<Plugin> {
+        let options = &self.options;
+        let wasi = options.wasi.then(|| {
+            let mut b = WasiCtxBuilder::new();
+            match &stdout {
+                Some(pipe) => b.stdout(pipe.clone()),
+                None => b.inherit_stdout(),
+            };
+            b.inherit_stderr().build_p1()
+        });
+        let state = HostState {
+            kernel: None,
+            config: options.config.clone(),
+            vars: Vars::new(options.var_limit_bytes),
+            http: HttpState::default(),
+            allowed_hosts: AllowedHosts::new(options.allowed_hosts.iter().cloned()),
+            http_max_response: options.http_max_response_bytes,
+            http_timeout: options.timeout,
+            log_level: options.log_level,
+            limits: Limits::new(options.memory_max_pages.map(|p| p * 65536)),
+            wasi,
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limits);
+        store.epoch_deadline_trap();
+        store.set_epoch_deadline(u64::MAX / 2);
+        if self.fuel_counted {
+            store.set_fuel(u64::MAX)?;
+        }
+        let memory_error = |e: wasmtime::Error, what: &str| match options.memory_max_pages {
+            Some(p) if format!("{e:#}").contains("memory") => {
+                format_err!("out of memory: {what} does not fit the memory limit of {p} pages")
+            }
+            _ => e,
+        };
+        let kernel = match &self.kernel {
+            KernelPre::Core(pre) => {
+                let instance = pre
+                    .instantiate(&mut store)
+                    .map_err(|e| memory_error(e, "the kernel"))
+                    .context("instantiating the kernel")?;
+                Kernel::Core(Arc::new(CoreKernel::new(&mut store, instance)?))
+            }
+            KernelPre::Component(pre) => {
+                let bindings = pre
+                    .instantiate(&mut store)
+                    .map_err(|e| memory_error(e, "the kernel component"))?;
+                Kernel::Component(Arc::new(ComponentKernel::new(bindings)))
+            }
+        };
+        store.data_mut().kernel = Some(kernel.clone());
+        let instance = match (&self.link, &kernel) {
+            (PluginLink::Pre(pre), _) => pre.instantiate(&mut store),
+            (PluginLink::Plan { linker, imports }, Kernel::Core(k)) => {
+                let mut externs: Vec<Extern> = Vec::with_capacity(imports.len());
+                for source in imports {
+                    externs.push(match source {
+                        Source::Kernel(e) => k
+                            .instance()
+                            .get_module_export(&mut store, e)
+                            .context("a kernel export vanished")?,
+                        Source::Linker(m, n) => linker
+                            .get(&mut store, m, n)
+                            .with_context(|| format!("`{m}::{n}` is not defined"))?,
+                    });
+                }
+                Instance::new(&mut store, &self.module, &externs)
+            }
+            (PluginLink::Plan { .. }, Kernel::Component(_)) => {
+                unreachable!("the component backend links with an InstancePre")
+            }
+        }
+        .map_err(|e| memory_error(e, "the plugin"))
+        .context("instantiating the plugin")?;
+        Ok(Plugin::from_parts(
+            store,
+            instance,
+            kernel,
+            stdout,
+            self.clone(),
+        ))
+    }
+}
+
+/// The plugin's import `name` must have the type of the kernel's export (checked once here,
+/// so that instantiation cannot fail on it later).
+fn check_import_type(
+    import: &wasmtime::ExternType,
+    export: &wasmtime::ExternType,
+    name: &str,
+) -> Result<()> {
+    match (import, export) {
+        (wasmtime::ExternType::Func(i), wasmtime::ExternType::Func(e)) if e.matches(i) => Ok(()),
+        _ => bail!(
+            "the plugin imports `{ENV}::{name}` with the type {import:?}, but the kernel's is {export:?}"
+        ),
+    }
+}
