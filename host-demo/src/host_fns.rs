@@ -8,8 +8,8 @@ use crate::http;
 use crate::plugin::{ENV, HostState, USER};
 use std::fmt;
 use std::sync::Arc;
-use wasmtime::{Caller, FuncType, Linker, Val, ValType};
 use wasmtime::Result;
+use wasmtime::{Caller, FuncType, Linker, Val, ValType};
 
 /// The host functions a plugin may import from `extism:host/env`.
 pub const HOST_FUNCTIONS: [&str; 12] = [

@@ -79,8 +79,9 @@ impl<M: Memory> Kernel<M> {
     }
 
     /// `load_u64`: the little-endian word at `p`, or `0` unless all 8 bytes are accessible.
+    #[inline(always)]
     pub fn load_u64(&self, p: u64) -> u64 {
-        self.heap.load::<8>(p).map_or(0, u64::from_le_bytes)
+        self.heap.load_inline::<8>(p).map_or(0, u64::from_le_bytes)
     }
 
     /// `store_u8`: writes a byte at `p`; ignored outside the accessible heap.
@@ -90,8 +91,9 @@ impl<M: Memory> Kernel<M> {
 
     /// `store_u64`: writes a little-endian word at `p`; ignored unless all 8 bytes are
     /// accessible.
+    #[inline(always)]
     pub fn store_u64(&mut self, p: u64, x: u64) {
-        self.heap.store(p, x.to_le_bytes());
+        self.heap.store_inline(p, x.to_le_bytes());
     }
 
     /// `input_load_u8`: the input's byte at `offset`, `0` past its end.
@@ -104,6 +106,7 @@ impl<M: Memory> Kernel<M> {
     }
 
     /// `input_load_u64`: the input's word at `offset`, `0` unless all 8 bytes are inside it.
+    #[inline(always)]
     pub fn input_load_u64(&self, offset: u64) -> u64 {
         match self.input.length.checked_sub(8) {
             Some(last) if offset <= last => self.load_u64(self.input.offset + offset),
