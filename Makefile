@@ -28,6 +28,15 @@ check: setup
 	$(CARGO) fmt --all --check --manifest-path plugins/Cargo.toml
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
+# Criterion benchmarks of our kernel (core module and component) against upstream's (the
+# `extism` 1.41.0 package's kernel, fetched through cargo at bench time, never committed),
+# then the report: docs/bench/REPORT.md and SVG plots beside it, the tables printed, the
+# README's table refreshed. About 5 minutes; see bench/src/lib.rs.
+bench: setup
+	$(CARGO) build -p host-demo --release
+	$(CARGO) bench -p kernel-bench
+	$(CARGO) run -q -p kernel-bench --release --bin report
+
 # The allocator's core logic under miri (nightly; slow, so not part of `make test`).
 miri:
 	rustup component add --toolchain nightly miri rust-src

@@ -1,0 +1,69 @@
+//! # kernel-bench: this project's kernel against upstream Extism's, measured side by side
+//!
+//! `make bench` runs the criterion benchmarks of `benches/kernels.rs`, then the `report`
+//! binary, which reads criterion's estimates, measures heap efficiency and density itself,
+//! and writes `docs/bench/REPORT.md` with SVG plots. Every figure of one report comes from
+//! one run, on one wasmtime engine configuration (the one [`host_demo::Runtime`] makes).
+//!
+//! Three kernels are compared ([`KernelId`]): this project's kernel as a core module, the
+//! same kernel as a component (driven through its `raw` interface), and upstream's kernel as
+//! shipped in the `extism` 1.41.0 package of the Rust registry ([`upstream`]: fetched with
+//! cargo at bench time, never committed).
+//!
+//! - [`kernels`]: the three kernels behind one small driver ([`kernels::RawKernel`]: `alloc`,
+//!   `free`, `length`), each in its own store whose limiter records memory growth.
+//! - [`workloads`]: the seeded generator and the workloads (random actions, churn).
+
+pub mod ab;
+pub mod kernels;
+pub mod plots;
+pub mod upstream;
+pub mod workloads;
+
+pub use kernels::{KernelId, Kernels, RawKernel};
+
+/// The workspace root (this crate's parent folder).
+pub fn workspace_root() -> std::path::PathBuf {
+    let here = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    here.parent().unwrap_or(here).to_path_buf()
+}
+
+/// The cargo target folder: `CARGO_TARGET_DIR` if set, else `target/` in the workspace.
+pub fn target_dir() -> std::path::PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(d) => std::path::PathBuf::from(d),
+        None => workspace_root().join("target"),
+    }
+}
+
+/// Actions per measured iteration of the `random_actions` benchmark.
+pub const ACTIONS: u64 = 1000;
+/// Minimum live blocks of the `random_actions` benchmark.
+pub const RANDOM_LIVE: [usize; 2] = [50, 1000];
+/// Frees per timed batch of the `free` benchmark.
+pub const FREE_BATCH: usize = 16;
+/// Live block counts of the `length` and `free` benchmarks.
+pub const LIVE: [usize; 3] = [1_000, 10_000, 100_000];
+/// Input sizes of the round trip, with their names in benchmark ids.
+pub const SIZES: [(usize, &str); 4] = [
+    (0, "0B"),
+    (1 << 10, "1KiB"),
+    (64 << 10, "64KiB"),
+    (1 << 20, "1MiB"),
+];
+/// Actions of the heap-efficiency churn.
+pub const CHURN_ACTIONS: usize = 200_000;
+
+/// Where the benchmarks note the load average when they start, for the report.
+pub fn load_note_path() -> std::path::PathBuf {
+    target_dir()
+        .join("criterion")
+        .join("kernel-bench-load-at-start.txt")
+}
+
+/// The load average over 1, 5 and 15 minutes (`/proc/loadavg`), or `?`.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
+}
