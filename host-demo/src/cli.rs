@@ -253,16 +253,25 @@ pub fn call(args: CallArgs) -> Result<i32> {
         ..PluginOptions::default()
     };
     let mut plugin = Plugin::new(&runtime, &wasm, options)?;
-    let mut times = Vec::with_capacity(args.loops as usize);
+    call_loop(args.loops, || plugin.call(&args.function, &input))
+}
+
+/// Calls `call` `loops` times, writes the last output to stdout and, for more than one call,
+/// the time per call to stderr (`host-demo call --loop N`, on either kind of plugin).
+pub(crate) fn call_loop(
+    loops: u32,
+    mut call: impl FnMut() -> std::result::Result<Vec<u8>, crate::CallError>,
+) -> Result<i32> {
+    let mut times = Vec::with_capacity(loops as usize);
     let mut output = Vec::new();
-    for _ in 0..args.loops {
+    for _ in 0..loops {
         let t = Instant::now();
-        output = plugin.call(&args.function, &input)?;
+        output = call()?;
         times.push(t.elapsed());
     }
     std::io::stdout().write_all(&output)?;
     std::io::stdout().flush()?;
-    if args.loops > 1 {
+    if loops > 1 {
         times.sort();
         let total: Duration = times.iter().sum();
         eprintln!(

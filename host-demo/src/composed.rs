@@ -21,12 +21,12 @@ use crate::runtime::{EPOCH_TICK, Runtime};
 use crate::vars::Vars;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::error::Context;
-use wasmtime::{ResourceLimiter, Store, Trap};
+use wasmtime::{ResourceLimiter, Store};
 use wasmtime::{Result, bail};
 
 mod bindings {
@@ -216,11 +216,6 @@ impl fmt::Debug for ComposedPlugin {
     }
 }
 
-/// `s` on one line: runs of whitespace become one space.
-fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
 impl ComposedPlugin {
     /// Compiles and instantiates the composed plugin `wasm`. Of `options`, the kernel form,
     /// the kernel module, WASI and stdout capture do not apply (the kernel is inside, and a
@@ -301,29 +296,7 @@ impl ComposedPlugin {
     }
 
     fn classify(&self, e: wasmtime::Error) -> CallError {
-        match e.downcast_ref::<Trap>() {
-            Some(Trap::Interrupt) => {
-                return CallError::Timeout(self.options.timeout.unwrap_or_default());
-            }
-            Some(Trap::OutOfFuel) => {
-                return CallError::OutOfFuel(self.options.fuel.unwrap_or_default());
-            }
-            _ => {}
-        }
-        if self.store.data().limits.denied {
-            let p = self.options.memory_max_pages.unwrap_or_default();
-            return CallError::OutOfMemory(format!(
-                "the plugin reached its memory limit of {p} pages ({})",
-                one_line(&e.root_cause().to_string())
-            ));
-        }
-        match e.downcast_ref::<Trap>() {
-            Some(Trap::StackOverflow) => {
-                CallError::Trap("the plugin trapped: call stack exhausted".into())
-            }
-            Some(t) => CallError::Trap(format!("the plugin trapped: {t}")),
-            None => CallError::Trap(one_line(&e.root_cause().to_string())),
-        }
+        CallError::from_wasm(e, &self.options, self.store.data().limits.denied)
     }
 
     /// A fresh instance in a fresh store, keeping the vars: wasmtime refuses to enter a
@@ -395,25 +368,5 @@ pub fn call_cli(args: CallArgs, wasm: &[u8]) -> Result<i32> {
         ..PluginOptions::default()
     };
     let mut plugin = ComposedPlugin::new(&runtime, wasm, options, vec![host_reverse()])?;
-    let mut times = Vec::with_capacity(args.loops as usize);
-    let mut output = Vec::new();
-    for _ in 0..args.loops {
-        let t = Instant::now();
-        output = plugin.call(&args.function, &input)?;
-        times.push(t.elapsed());
-    }
-    std::io::stdout().write_all(&output)?;
-    std::io::stdout().flush()?;
-    if args.loops > 1 {
-        times.sort();
-        let total: Duration = times.iter().sum();
-        eprintln!(
-            "{} calls: mean {:.2} us, median {:.2} us, min {:.2} us per call",
-            times.len(),
-            total.as_secs_f64() * 1e6 / times.len() as f64,
-            times[times.len() / 2].as_secs_f64() * 1e6,
-            times[0].as_secs_f64() * 1e6
-        );
-    }
-    Ok(0)
+    crate::cli::call_loop(args.loops, || plugin.call(&args.function, &input))
 }

@@ -216,6 +216,34 @@ impl fmt::Display for CallError {
 
 impl std::error::Error for CallError {}
 
+impl CallError {
+    /// What a failed call into wasm means for the caller: a timeout or out of fuel (the
+    /// limits in `options`), out of memory when a memory growth was `denied`, or a trap.
+    pub(crate) fn from_wasm(e: wasmtime::Error, options: &PluginOptions, denied: bool) -> Self {
+        match e.downcast_ref::<Trap>() {
+            Some(Trap::Interrupt) => {
+                return CallError::Timeout(options.timeout.unwrap_or_default());
+            }
+            Some(Trap::OutOfFuel) => return CallError::OutOfFuel(options.fuel.unwrap_or_default()),
+            _ => {}
+        }
+        if denied {
+            let p = options.memory_max_pages.unwrap_or_default();
+            return CallError::OutOfMemory(format!(
+                "the plugin reached its memory limit of {p} pages ({})",
+                one_line(&e.root_cause().to_string())
+            ));
+        }
+        match e.downcast_ref::<Trap>() {
+            Some(Trap::StackOverflow) => {
+                CallError::Trap("the plugin trapped: call stack exhausted".into())
+            }
+            Some(t) => CallError::Trap(format!("the plugin trapped: {t}")),
+            None => CallError::Trap(one_line(&e.root_cause().to_string())),
+        }
+    }
+}
+
 pub(crate) fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
@@ -402,29 +430,6 @@ impl Plugin {
     }
 
     fn classify(&self, e: wasmtime::Error) -> CallError {
-        let denied = self.store.data().limits.denied;
-        match e.downcast_ref::<Trap>() {
-            Some(Trap::Interrupt) => {
-                return CallError::Timeout(self.pre.options().timeout.unwrap_or_default());
-            }
-            Some(Trap::OutOfFuel) => {
-                return CallError::OutOfFuel(self.pre.options().fuel.unwrap_or_default());
-            }
-            _ => {}
-        }
-        if denied {
-            let p = self.pre.options().memory_max_pages.unwrap_or_default();
-            return CallError::OutOfMemory(format!(
-                "the plugin reached its memory limit of {p} pages ({})",
-                one_line(&e.root_cause().to_string())
-            ));
-        }
-        match e.downcast_ref::<Trap>() {
-            Some(Trap::StackOverflow) => {
-                CallError::Trap("the plugin trapped: call stack exhausted".into())
-            }
-            Some(t) => CallError::Trap(format!("the plugin trapped: {t}")),
-            None => CallError::Trap(one_line(&e.root_cause().to_string())),
-        }
+        CallError::from_wasm(e, self.pre.options(), self.store.data().limits.denied)
     }
 }
