@@ -194,13 +194,17 @@ fn read_plugin(spec: &str) -> Result<Vec<u8>> {
 
 /// The user host function the sample plugin `host_fn` imports: reverses a UTF-8 string.
 pub fn host_reverse() -> HostFunction {
-    HostFunction::bytes("host_reverse", |input| {
-        Ok(String::from_utf8_lossy(input)
-            .chars()
-            .rev()
-            .collect::<String>()
-            .into_bytes())
-    })
+    HostFunction::bytes("host_reverse", reverse_utf8)
+}
+
+/// What `host_reverse` does, on either kind of plugin: the characters of `input` (read as
+/// UTF-8, lossily) in reverse order.
+pub(crate) fn reverse_utf8(input: &[u8]) -> Result<Vec<u8>> {
+    Ok(String::from_utf8_lossy(input)
+        .chars()
+        .rev()
+        .collect::<String>()
+        .into_bytes())
 }
 
 /// Runs `host-demo call`; the process exit code.

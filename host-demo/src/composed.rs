@@ -16,7 +16,7 @@
 use crate::cli::CallArgs;
 use crate::host_fns::{LOG_TARGET, level_to_int};
 use crate::http::{self, AllowedHosts, HttpState};
-use crate::plugin::{CallError, PluginOptions, USER};
+use crate::plugin::{CallError, Limits, PluginOptions, USER};
 use crate::runtime::{EPOCH_TICK, Runtime};
 use crate::vars::Vars;
 use std::collections::{BTreeMap, HashMap};
@@ -24,9 +24,9 @@ use std::fmt;
 use std::io::Read;
 use std::sync::Arc;
 use std::time::Duration;
+use wasmtime::Store;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::error::Context;
-use wasmtime::{ResourceLimiter, Store};
 use wasmtime::{Result, bail};
 
 mod bindings {
@@ -79,30 +79,6 @@ impl UserFunction {
     }
 }
 
-/// The pages all memories of the composition may hold together.
-#[derive(Debug, Default)]
-struct Limits {
-    max_bytes: Option<u64>,
-    bytes: u64,
-    denied: bool,
-}
-
-impl ResourceLimiter for Limits {
-    fn memory_growing(&mut self, current: usize, desired: usize, _: Option<usize>) -> Result<bool> {
-        let total = self.bytes + (desired - current) as u64;
-        if self.max_bytes.is_some_and(|m| total > m) {
-            self.denied = true;
-            return Ok(false);
-        }
-        self.bytes = total;
-        Ok(true)
-    }
-
-    fn table_growing(&mut self, _: usize, _: usize, _: Option<usize>) -> Result<bool> {
-        Ok(true)
-    }
-}
-
 /// The host services of a composed plugin: what its store holds.
 #[derive(Debug)]
 pub struct Services {
@@ -128,10 +104,7 @@ impl Services {
             http_timeout: options.timeout,
             log_level: options.log_level,
             functions,
-            limits: Limits {
-                max_bytes: options.memory_max_pages.map(|p| p * 65536),
-                ..Limits::default()
-            },
+            limits: Limits::new(options.memory_max_pages.map(|p| p * 65536)),
         }
     }
 }
@@ -315,13 +288,7 @@ impl ComposedPlugin {
 /// The user host function the sample plugin `host_fn` imports: reverses a UTF-8 string (the
 /// composed form of [`cli::host_reverse`](crate::cli::host_reverse)).
 pub fn host_reverse() -> UserFunction {
-    UserFunction::new("host_reverse", |input| {
-        Ok(String::from_utf8_lossy(input)
-            .chars()
-            .rev()
-            .collect::<String>()
-            .into_bytes())
-    })
+    UserFunction::new("host_reverse", crate::cli::reverse_utf8)
 }
 
 /// `host-demo call` on a composed plugin: the options that apply to it, the same output and

@@ -2,9 +2,8 @@
 
 use crate::cli::host_reverse;
 use crate::{KernelKind, Plugin, PluginOptions, Runtime, RuntimeOptions, artifacts};
-use std::io::{Read, Write};
-use std::net::TcpListener;
-use std::time::{Duration, Instant};
+use std::io::Write;
+use std::time::Instant;
 use wasmtime::Result;
 
 /// One scripted call.
@@ -28,34 +27,6 @@ fn step(
         input: input.into(),
         reps,
     }
-}
-
-/// Serves `connections` HTTP requests on loopback with a fixed body, for the `http` sample.
-fn serve(connections: usize) -> Result<u16> {
-    let listener = TcpListener::bind("127.0.0.1:0")?;
-    let port = listener.local_addr()?.port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().take(connections) {
-            let Ok(mut s) = stream else { continue };
-            let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-            let mut buf = [0u8; 4096];
-            let mut req = Vec::new();
-            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
-                match s.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => req.extend_from_slice(&buf[..n]),
-                }
-            }
-            let body = b"hello from the demo's loopback server";
-            let _ = write!(
-                s,
-                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-                body.len()
-            );
-            let _ = s.write_all(body);
-        }
-    });
-    Ok(port)
 }
 
 fn show(bytes: &[u8]) -> String {
@@ -95,7 +66,9 @@ pub fn run(out: &mut impl Write) -> Result<bool> {
         step("wasi_print", "print", "world", 50),
     ];
     let runtime = Runtime::new(RuntimeOptions::default())?;
-    let port = serve(2 * 21)?;
+    let (port, _server) = crate::loopback::serve(2 * 21, |_| {
+        ("200 OK", b"hello from the demo's loopback server".to_vec())
+    })?;
     let url = format!("http://127.0.0.1:{port}/greeting");
     let http = step("http", "fetch", url.clone(), 20);
     let mut agreed = true;

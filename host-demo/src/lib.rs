@@ -16,7 +16,8 @@
 //! - [`componentize`]: an unmodified plugin composed with the kernel component into one
 //!   self-contained component; [`composed`]: running such a component.
 //! - [`density`]: many live instances of one plugin, measured (`host-demo density`).
-//! - [`vars`]: a plugin's vars under their byte limit.
+//! - [`vars`]: a plugin's vars under their byte limit. [`loopback`]: a tiny HTTP server for
+//!   the demo and the tests.
 //! - [`artifacts`]: the kernel artifacts and sample plugins, embedded at build time.
 
 pub mod artifacts;
@@ -28,6 +29,7 @@ pub mod demo;
 pub mod density;
 pub mod host_fns;
 pub mod http;
+pub mod loopback;
 pub mod plugin;
 pub mod pre;
 pub mod runtime;

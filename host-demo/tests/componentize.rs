@@ -5,13 +5,11 @@
 
 use host_demo::componentize::{component_world, componentize, interface};
 use host_demo::composed::{ComposedPlugin, host_reverse as composed_reverse};
+use host_demo::loopback;
 use host_demo::{CallError, Plugin, PluginOptions, Runtime, RuntimeOptions, artifacts, cli};
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::sync::OnceLock;
 use std::thread::JoinHandle;
-use std::time::Duration;
 
 fn runtime() -> &'static Runtime {
     static RUNTIME: OnceLock<Runtime> = OnceLock::new();
@@ -216,35 +214,8 @@ fn host_fn_user_function_matches_core() {
 }
 
 /// Serves `connections` requests on loopback: `/ok` gets 200 and `body`, anything else 404.
-fn serve(connections: usize, body: &'static str) -> (u16, JoinHandle<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
-    let port = listener.local_addr().expect("local addr").port();
-    let handle = std::thread::spawn(move || {
-        for stream in listener.incoming().take(connections) {
-            let Ok(mut s) = stream else { continue };
-            let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
-            let mut buf = [0u8; 4096];
-            let mut req = Vec::new();
-            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
-                match s.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => req.extend_from_slice(&buf[..n]),
-                }
-            }
-            let text = String::from_utf8_lossy(&req);
-            let (status, body) = match text.split_whitespace().nth(1) {
-                Some("/ok") => ("200 OK", body),
-                _ => ("404 Not Found", ""),
-            };
-            let _ = write!(
-                s,
-                "HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = s.flush();
-        }
-    });
-    (port, handle)
+fn serve(connections: usize, body: &'static str) -> (u16, JoinHandle<Vec<String>>) {
+    loopback::serve(connections, loopback::ok_or_404(body)).expect("bind loopback")
 }
 
 #[test]

@@ -2,11 +2,11 @@
 //! errors, plus hand-written WAT plugins for the error paths: bad modules, bad imports, traps,
 //! timeouts, fuel, memory limits and out-of-bounds output.
 
+use host_demo::loopback;
 use host_demo::{
     CallError, HostFunction, KernelKind, Plugin, PluginOptions, Runtime, RuntimeOptions, artifacts,
 };
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::sync::{Mutex, OnceLock};
 use std::thread::JoinHandle;
@@ -552,39 +552,7 @@ fn wasi_print_without_wasi_fails_to_load() {
 /// Serves `connections` requests on 127.0.0.1 then exits: `/ok` gets 200 with `body`, any
 /// other path 404 with an empty body. Returns the port and the paths requested.
 fn serve(connections: usize, body: &'static str) -> (u16, JoinHandle<Vec<String>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
-    let port = listener.local_addr().expect("local addr").port();
-    let handle = std::thread::spawn(move || {
-        let mut paths = Vec::new();
-        for stream in listener.incoming().take(connections) {
-            let Ok(mut s) = stream else { continue };
-            let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
-            let mut buf = [0u8; 4096];
-            let mut req = Vec::new();
-            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
-                match s.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => req.extend_from_slice(&buf[..n]),
-                }
-            }
-            let text = String::from_utf8_lossy(&req);
-            let path = text.split_whitespace().nth(1).unwrap_or("").to_string();
-            let (status, body) = if path == "/ok" {
-                ("200 OK", body)
-            } else {
-                ("404 Not Found", "")
-            };
-            let _ = write!(
-                s,
-                "HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = s.flush();
-            paths.push(path);
-        }
-        paths
-    });
-    (port, handle)
+    loopback::serve(connections, loopback::ok_or_404(body)).expect("bind loopback")
 }
 
 #[test]
