@@ -1,76 +1,16 @@
-//! The component's global allocator: kernel-core's [`Heap`] over the module's own linear
+//! The component's global allocator: kernel-core's `Heap` over the module's own linear
 //! memory ([`WasmMemory`], through [`KernelMemory::Linear`]), from `__heap_base` up, growing
 //! it with `memory.grow` by the pages it needs.
 //!
 //! It serves every Rust allocation of the component: the canonical ABI's `cabi_realloc`, the
 //! returned lists and strings, and the buffer of the Extism arena (`arena.rs`).
 //!
-//! Blocks are 8-aligned ([`ALIGN`]), so layouts aligned to at most 8 are served (every type
-//! this crate and the bindings allocate); a larger alignment gets a null pointer, which Rust
-//! reports as an allocation failure. `realloc` is `GlobalAlloc`'s default (allocate, copy,
-//! free) and `alloc_zeroed` zeroes the new block. `alloc` and `dealloc` cost what the heap's
-//! `alloc` and `free` cost: O(1).
+//! The allocator itself is kernel-core's [`HeapAllocator`] (shared with the plugin adapters):
+//! 8-aligned blocks (every type this crate and the bindings allocate), O(1) `alloc` and
+//! `dealloc`.
 
 use crate::memory::KernelMemory;
-use core::alloc::{GlobalAlloc, Layout};
-use core::cell::UnsafeCell;
-use core::ptr::null_mut;
-use kernel_core::{ALIGN, Heap, Memory, WasmMemory};
-
-#[cfg(target_feature = "atomics")]
-compile_error!("the component's allocator assumes a single thread (no wasm `atomics`)");
-
-/// The global allocator: one [`Heap`] in a static.
-#[derive(Debug)]
-pub struct KernelAllocator(UnsafeCell<Heap<KernelMemory>>);
-
-// SAFETY: wasm32 without the `atomics` feature (refused above) has exactly one thread, so the
-// heap is never reached from two threads.
-unsafe impl Sync for KernelAllocator {}
+use kernel_core::{HeapAllocator, WasmMemory};
 
 #[global_allocator]
-static GLOBAL: KernelAllocator =
-    KernelAllocator(UnsafeCell::new(Heap::new(KernelMemory::Linear(WasmMemory))));
-
-impl KernelAllocator {
-    /// The heap, for one operation.
-    ///
-    /// # Safety
-    ///
-    /// No other reference to the heap may be alive while the returned one is. The
-    /// `GlobalAlloc` methods below each take it once and drop it before returning, and the
-    /// heap never allocates through the global allocator (it grows linear memory directly),
-    /// so on a single thread two never coexist.
-    #[expect(
-        clippy::mut_from_ref,
-        reason = "exclusive by the contract stated above"
-    )]
-    unsafe fn heap(&self) -> &mut Heap<KernelMemory> {
-        // SAFETY: the caller guarantees exclusivity (see `# Safety`); the cell lives forever.
-        unsafe { &mut *self.0.get() }
-    }
-}
-
-// SAFETY: blocks come from the heap, which hands out disjoint, 8-aligned ranges of at least
-// the requested size inside linear memory, and never moves or reuses a block until it is
-// freed; layouts aligned above 8 get null rather than a misaligned block; `heap.alloc`
-// returns 0 on failure, which becomes the null pointer; nothing here panics or unwinds.
-unsafe impl GlobalAlloc for KernelAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if layout.align() as u64 > ALIGN {
-            return null_mut();
-        }
-        // SAFETY: the only heap reference in this call; see `heap`.
-        let heap = unsafe { self.heap() };
-        let off = heap.alloc(layout.size() as u64);
-        // Offsets are addresses in linear memory (below 2^32, so they fit a wasm32 `usize`);
-        // offset 0 (failure) is the null pointer.
-        heap.memory().at(off as usize)
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, _layout: Layout) {
-        // SAFETY: the only heap reference in this call; see `heap`.
-        let heap = unsafe { self.heap() };
-        heap.free(ptr.expose_provenance() as u64);
-    }
-}
+static GLOBAL: HeapAllocator<KernelMemory> = HeapAllocator::new(KernelMemory::Linear(WasmMemory));

@@ -41,7 +41,7 @@ mod imp {
         busy: Cell<bool>,
     }
 
-    // SAFETY: wasm32 without `atomics` (the allocator module refuses it) has one thread.
+    // SAFETY: wasm32 without `atomics` (kernel-core's `HeapAllocator` refuses it) has one thread.
     unsafe impl Sync for Slot {}
 
     static SLOT: Slot = Slot {

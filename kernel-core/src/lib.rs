@@ -59,6 +59,8 @@ extern crate std;
 mod bulk;
 #[cfg(all(feature = "exports", target_arch = "wasm32"))]
 mod exports;
+#[cfg(target_arch = "wasm32")]
+mod global_alloc;
 mod heap;
 mod io;
 mod memory;
@@ -66,6 +68,8 @@ mod memory;
 pub mod testing;
 
 pub use bulk::Error;
+#[cfg(target_arch = "wasm32")]
+pub use global_alloc::HeapAllocator;
 pub use heap::{ALIGN, Heap, INITIAL_RECORDS, MAX_ALLOC, MIN_SPLIT};
 pub use io::Kernel;
 #[cfg(any(feature = "alloc", test))]
