@@ -168,7 +168,7 @@ impl From<LevelArg> for log::Level {
     }
 }
 
-fn parse_config(items: &[OsString]) -> Result<Vec<(String, String)>> {
+pub(crate) fn parse_config(items: &[OsString]) -> Result<Vec<(String, String)>> {
     items
         .iter()
         .map(|item| {
@@ -181,6 +181,21 @@ fn parse_config(items: &[OsString]) -> Result<Vec<(String, String)>> {
             Ok((k.to_string(), v.to_string()))
         })
         .collect()
+}
+
+/// The call's input: stdin with `--stdin`, else the bytes of `--input`, else nothing.
+pub(crate) fn read_input(args: &CallArgs) -> Result<Vec<u8>> {
+    if args.stdin {
+        let mut v = Vec::new();
+        std::io::stdin().read_to_end(&mut v)?;
+        Ok(v)
+    } else {
+        Ok(args
+            .input
+            .as_ref()
+            .map(|s| s.as_encoded_bytes().to_vec())
+            .unwrap_or_default())
+    }
 }
 
 fn read_plugin(spec: &str) -> Result<Vec<u8>> {
@@ -223,15 +238,7 @@ pub fn call(args: CallArgs) -> Result<i32> {
         // A composed plugin (`host-demo componentize`) carries its own kernel.
         return crate::composed::call_cli(args, &wasm);
     }
-    let input = if args.stdin {
-        let mut v = Vec::new();
-        std::io::stdin().read_to_end(&mut v)?;
-        v
-    } else {
-        args.input
-            .map(|s| s.into_encoded_bytes())
-            .unwrap_or_default()
-    };
+    let input = read_input(&args)?;
     let kernel_wasm = read_kernel(&args.kernel_wasm)?;
     if args.loops == 0 {
         bail!("--loop must be at least 1");

@@ -21,7 +21,6 @@ use crate::runtime::{EPOCH_TICK, Runtime};
 use crate::vars::Vars;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::io::Read;
 use std::sync::Arc;
 use std::time::Duration;
 use wasmtime::Store;
@@ -302,31 +301,15 @@ pub fn call_cli(args: CallArgs, wasm: &[u8]) -> Result<i32> {
     if args.loops == 0 {
         bail!("--loop must be at least 1");
     }
-    let input = match (&args.input, args.stdin) {
-        (_, true) => {
-            let mut v = Vec::new();
-            std::io::stdin().read_to_end(&mut v)?;
-            v
-        }
-        (Some(s), false) => s.as_encoded_bytes().to_vec(),
-        (None, false) => Vec::new(),
-    };
+    let input = crate::cli::read_input(&args)?;
     let runtime = Runtime::new(crate::RuntimeOptions {
         fuel: args.fuel.is_some(),
         ..crate::RuntimeOptions::default()
     })?;
-    let mut config = BTreeMap::new();
-    for item in &args.config {
-        let s = item
-            .to_str()
-            .with_context(|| format!("--config {item:?} is not valid UTF-8"))?;
-        let (k, v) = s
-            .split_once('=')
-            .with_context(|| format!("--config `{s}` is not KEY=VALUE"))?;
-        config.insert(k.to_string(), v.to_string());
-    }
     let options = PluginOptions {
-        config,
+        config: crate::cli::parse_config(&args.config)?
+            .into_iter()
+            .collect(),
         allowed_hosts: args.allow_host.clone(),
         timeout: args.timeout.map(Duration::from_millis),
         fuel: args.fuel,
