@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use wasmtime::Result;
 use wasmtime::error::Context;
-use wasmtime::{Func, Instance, ResourceLimiter, Store, Trap, Val, ValType};
+use wasmtime::{Func, Instance, ResourceLimiter, Store, Trap, Val};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
@@ -347,24 +347,12 @@ impl Plugin {
     }
 
     fn call_once(&mut self, name: &str, input: &[u8]) -> Result<Vec<u8>, CallError> {
+        let (index, returns_code) = self.pre.function(name)?;
         let func = self
             .instance
-            .get_func(&mut self.store, name)
+            .get_module_export(&mut self.store, index)
+            .and_then(|e| e.into_func())
             .ok_or_else(|| CallError::NoFunction(name.to_string()))?;
-        let ty = func.ty(&self.store);
-        let returns_code = match (
-            ty.params().len(),
-            ty.results().collect::<Vec<_>>().as_slice(),
-        ) {
-            (0, []) => false,
-            (0, [ValType::I32]) => true,
-            _ => {
-                return Err(CallError::NotAnExtismFunction(
-                    name.to_string(),
-                    ty.to_string(),
-                ));
-            }
-        };
         self.store.data_mut().limits.denied = false;
         self.store
             .set_epoch_deadline(match self.pre.options().timeout {

@@ -22,13 +22,18 @@ use crate::backend::core::CoreKernel;
 use crate::backend::{self, Kernel, KernelKind};
 use crate::host_fns;
 use crate::http::{AllowedHosts, HttpState};
-use crate::plugin::{ENV, HostState, Limits, Plugin, PluginOptions, USER, WASI_P1, one_line};
+use crate::plugin::{
+    CallError, ENV, HostState, Limits, Plugin, PluginOptions, USER, WASI_P1, one_line,
+};
 use crate::runtime::Runtime;
 use crate::vars::Vars;
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 use wasmtime::error::Context;
-use wasmtime::{Engine, Extern, Instance, InstancePre, Linker, Module, ModuleExport, Store};
+use wasmtime::{
+    Engine, Extern, Instance, InstancePre, Linker, Module, ModuleExport, Store, ValType,
+};
 use wasmtime::{Result, bail, format_err};
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
@@ -37,6 +42,10 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 pub struct PluginPre {
     engine: Engine,
     module: Module,
+    /// The plugin's function exports, by name, sorted once: whether each is an Extism
+    /// function that returns a code (`Ok(true)`), returns nothing (`Ok(false)`), or is not
+    /// one (`Err(its type)`).
+    functions: HashMap<String, (ModuleExport, std::result::Result<bool, String>)>,
     options: PluginOptions,
     fuel_counted: bool,
     kernel: KernelPre,
@@ -211,14 +220,41 @@ impl PluginPre {
                 (KernelPre::Component(Box::new(pre)), PluginLink::Pre(plugin))
             }
         };
+        let functions = module
+            .exports()
+            .filter_map(|e| {
+                let ty = e.ty().func()?.clone();
+                let kind = match (
+                    ty.params().len(),
+                    ty.results().collect::<Vec<_>>().as_slice(),
+                ) {
+                    (0, []) => Ok(false),
+                    (0, [ValType::I32]) => Ok(true),
+                    _ => Err(ty.to_string()),
+                };
+                let index = module.get_export_index(e.name())?;
+                Some((e.name().to_string(), (index, kind)))
+            })
+            .collect();
         Ok(PluginPre {
             engine: engine.clone(),
+            functions,
             module,
             options,
             fuel_counted: runtime.options().fuel,
             kernel,
             link,
         })
+    }
+
+    /// The plugin's export `name` as an Extism function: its export index and whether it
+    /// returns a code; the error a call of it gets otherwise.
+    pub(crate) fn function(&self, name: &str) -> Result<(&ModuleExport, bool), CallError> {
+        match self.functions.get(name) {
+            None => Err(CallError::NoFunction(name.to_string())),
+            Some((_, Err(ty))) => Err(CallError::NotAnExtismFunction(name.to_string(), ty.clone())),
+            Some((index, Ok(returns_code))) => Ok((index, *returns_code)),
+        }
     }
 
     /// The options every instance gets.
