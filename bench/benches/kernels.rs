@@ -16,9 +16,10 @@
 use criterion::{
     BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
 };
-use host_demo::{KernelKind, Plugin, PluginOptions, artifacts};
+use host_fixtures::samples;
 use kernel_bench::workloads::{LiveSet, RandomActions};
 use kernel_bench::{ACTIONS, FREE_BATCH, KernelId, Kernels, LIVE, RANDOM_LIVE, RawKernel, SIZES};
+use plugin_host::{KernelKind, Plugin, PluginOptions};
 use std::hint::black_box;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -133,7 +134,7 @@ fn latency(c: &mut Criterion) {
 
 fn round_trip(c: &mut Criterion) {
     let ks = kernels();
-    let echo = artifacts::plugin("echo").expect("the echo sample plugin");
+    let echo = samples::plugin("echo").expect("the echo sample plugin");
     let upstream = Arc::new(ks.upstream.wasm.clone());
     let mut g = c.benchmark_group("round_trip");
     g.warm_up_time(Duration::from_secs(1))
@@ -176,11 +177,13 @@ fn round_trip(c: &mut Criterion) {
         };
         g.bench_function(BenchmarkId::new("plain-copy", name), |b| {
             b.iter(|| {
-                f.memory
+                f.memory()
                     .write(&mut *store, h as usize, black_box(&input))
                     .expect("write");
                 let mut out = vec![0u8; input.len()];
-                f.memory.read(&*store, h as usize, &mut out).expect("read");
+                f.memory()
+                    .read(&*store, h as usize, &mut out)
+                    .expect("read");
                 black_box(out)
             })
         });
@@ -204,13 +207,19 @@ fn component_overhead(c: &mut Criterion) {
         g.throughput(Throughput::Bytes(mib.len() as u64));
         g.bench_function(BenchmarkId::new("bulk-1MiB", id.id()), |b| match &mut k {
             RawKernel::Core { store, f } => b.iter(|| {
-                let h = f.alloc.call(&mut *store, mib.len() as u64).expect("alloc");
-                f.memory
+                let h = f
+                    .funcs()
+                    .alloc
+                    .call(&mut *store, (mib.len() as u64,))
+                    .expect("alloc");
+                f.memory()
                     .write(&mut *store, h as usize, black_box(&mib))
                     .expect("write");
                 let mut out = vec![0u8; mib.len()];
-                f.memory.read(&*store, h as usize, &mut out).expect("read");
-                f.free.call(&mut *store, h).expect("free");
+                f.memory()
+                    .read(&*store, h as usize, &mut out)
+                    .expect("read");
+                f.funcs().free.call(&mut *store, (h,)).expect("free");
                 black_box(out)
             }),
             RawKernel::Component { store, kernel } => b.iter(|| {

@@ -3,7 +3,8 @@
 //! round trip (criterion measures one kernel after the other, seconds apart).
 
 use crate::{Kernels, SIZES};
-use host_demo::{Plugin, PluginOptions, artifacts};
+use host_fixtures::samples;
+use plugin_host::{Plugin, PluginOptions};
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Instant;
@@ -30,7 +31,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 /// Every size of [`SIZES`]: `echo` on ours, then on upstream's, and again, timing each call.
 pub fn round_trip(kernels: &Kernels) -> Result<Vec<Pair>> {
-    let echo = artifacts::plugin("echo").context("the echo sample plugin")?;
+    let echo = samples::plugin("echo").context("the echo sample plugin")?;
     let upstream = PluginOptions {
         kernel_wasm: Some(Arc::new(kernels.upstream.wasm.clone())),
         ..Default::default()

@@ -1,11 +1,12 @@
 //! The three kernels behind one driver, each instance in its own store on one engine.
 
 use crate::upstream::{self, UpstreamKernel};
-use host_demo::backend::component::bindings;
-use host_demo::{Runtime, RuntimeOptions};
+use plugin_host::backend::component::bindings;
+use plugin_host::backend::core::CoreKernel;
+use plugin_host::{Limits, Runtime, RuntimeOptions};
 use std::fmt;
 use wasmtime::component::Linker;
-use wasmtime::{Instance, Memory, Module, ResourceLimiter, Result, Store, TypedFunc};
+use wasmtime::{Instance, Module, Result, Store};
 
 /// A kernel under test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -47,8 +48,8 @@ impl fmt::Display for KernelId {
     }
 }
 
-/// A store limiter that allows everything and records the bytes of all the store's
-/// memories: the initial sizes at instantiation plus every growth.
+/// What a store's [`Limits`] (with no limit) have recorded of all the store's memories: the
+/// initial sizes at instantiation plus every growth.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct GrowthMeter {
     /// Bytes of linear memory in the store now.
@@ -57,35 +58,11 @@ pub struct GrowthMeter {
     pub grows: u64,
 }
 
-impl ResourceLimiter for GrowthMeter {
-    fn memory_growing(
-        &mut self,
-        current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> Result<bool> {
-        self.bytes += (desired - current) as u64;
-        if current > 0 && desired > current {
-            self.grows += 1;
-        }
-        Ok(true)
-    }
-
-    fn table_growing(
-        &mut self,
-        _current: usize,
-        _desired: usize,
-        _maximum: Option<usize>,
-    ) -> Result<bool> {
-        Ok(true)
-    }
-}
-
 /// The runtime (engine, both forms of our kernel compiled) and upstream's kernel compiled on
 /// the same engine.
 #[derive(Debug)]
 pub struct Kernels {
-    /// host-demo's runtime: its engine configuration is the one every figure uses.
+    /// plugin-host's runtime: its engine configuration is the one every figure uses.
     pub runtime: Runtime,
     /// Upstream's kernel: path and bytes.
     pub upstream: UpstreamKernel,
@@ -94,7 +71,7 @@ pub struct Kernels {
 }
 
 impl Kernels {
-    /// Fetches upstream's kernel and compiles everything on host-demo's default engine.
+    /// Fetches upstream's kernel and compiles everything on plugin-host's default engine.
     pub fn load() -> Result<Self> {
         let runtime = Runtime::new(RuntimeOptions::default())?;
         let upstream = upstream::fetch()?;
@@ -107,30 +84,13 @@ impl Kernels {
     }
 
     /// A fresh store on the shared engine, metered, with no epoch deadline in reach.
-    pub fn store(&self) -> Store<GrowthMeter> {
-        let mut store = Store::new(self.runtime.engine(), GrowthMeter::default());
+    pub fn store(&self) -> Store<Limits> {
+        let mut store = Store::new(self.runtime.engine(), Limits::new(None));
         store.limiter(|m| m);
-        // The engine counts epochs (for host-demo's timeouts); these stores never time out.
+        // The engine counts epochs (for plugin-host's timeouts); these stores never time out.
         store.set_epoch_deadline(1 << 50);
         store
     }
-}
-
-/// The core-module kernel's functions this crate calls.
-#[derive(Clone)]
-#[expect(
-    missing_debug_implementations,
-    reason = "typed functions are not Debug"
-)]
-pub struct CoreFns {
-    /// `alloc`.
-    pub alloc: TypedFunc<u64, u64>,
-    /// `free`.
-    pub free: TypedFunc<u64, ()>,
-    /// `length`.
-    pub length: TypedFunc<u64, u64>,
-    /// The kernel's memory.
-    pub memory: Memory,
 }
 
 /// One kernel instance in its own store, driven from the host.
@@ -142,14 +102,14 @@ pub enum RawKernel {
     /// A core module (ours or upstream's).
     Core {
         /// Its store.
-        store: Store<GrowthMeter>,
-        /// Its functions.
-        f: Box<CoreFns>,
+        store: Store<Limits>,
+        /// Its memory and functions.
+        f: Box<CoreKernel>,
     },
     /// The component.
     Component {
         /// Its store.
-        store: Store<GrowthMeter>,
+        store: Store<Limits>,
         /// Its bindings.
         kernel: Box<bindings::Kernel>,
     },
@@ -176,14 +136,7 @@ impl RawKernel {
             }
         };
         let i = Instance::new(&mut store, module, &[])?;
-        let f = Box::new(CoreFns {
-            alloc: i.get_typed_func(&mut store, "alloc")?,
-            free: i.get_typed_func(&mut store, "free")?,
-            length: i.get_typed_func(&mut store, "length")?,
-            memory: i
-                .get_memory(&mut store, "memory")
-                .ok_or_else(|| wasmtime::format_err!("the kernel exports no memory"))?,
-        });
+        let f = Box::new(CoreKernel::new(&mut store, i)?);
         Ok(RawKernel::Core { store, f })
     }
 
@@ -191,7 +144,7 @@ impl RawKernel {
     #[inline]
     pub fn alloc(&mut self, n: u64) -> Result<u64> {
         match self {
-            RawKernel::Core { store, f } => f.alloc.call(store, n),
+            RawKernel::Core { store, f } => f.funcs().alloc.call(store, (n,)),
             RawKernel::Component { store, kernel } => {
                 kernel.extism_kernel_raw().call_alloc(store, n)
             }
@@ -202,7 +155,7 @@ impl RawKernel {
     #[inline]
     pub fn free(&mut self, h: u64) -> Result<()> {
         match self {
-            RawKernel::Core { store, f } => f.free.call(store, h),
+            RawKernel::Core { store, f } => f.funcs().free.call(store, (h,)),
             RawKernel::Component { store, kernel } => {
                 kernel.extism_kernel_raw().call_free(store, h)
             }
@@ -213,7 +166,7 @@ impl RawKernel {
     #[inline]
     pub fn length(&mut self, h: u64) -> Result<u64> {
         match self {
-            RawKernel::Core { store, f } => f.length.call(store, h),
+            RawKernel::Core { store, f } => f.funcs().length.call(store, (h,)),
             RawKernel::Component { store, kernel } => {
                 kernel.extism_kernel_raw().call_length(store, h)
             }
@@ -223,7 +176,10 @@ impl RawKernel {
     /// What the store's limiter has recorded.
     pub fn meter(&self) -> GrowthMeter {
         match self {
-            RawKernel::Core { store, .. } | RawKernel::Component { store, .. } => *store.data(),
+            RawKernel::Core { store, .. } | RawKernel::Component { store, .. } => GrowthMeter {
+                bytes: store.data().bytes(),
+                grows: store.data().grows(),
+            },
         }
     }
 }

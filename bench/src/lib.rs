@@ -3,7 +3,7 @@
 //! `make bench` runs the criterion benchmarks of `benches/kernels.rs`, then the `report`
 //! binary, which reads criterion's estimates, measures heap efficiency and density itself,
 //! and writes `docs/bench/REPORT.md` with SVG plots. Every figure of one report comes from
-//! one run, on one wasmtime engine configuration (the one [`host_demo::Runtime`] makes).
+//! one run, on one wasmtime engine configuration (the one [`plugin_host::Runtime`] makes).
 //!
 //! Three kernels are compared ([`KernelId`]): this project's kernel as a core module, the
 //! same kernel as a component (driven through its `raw` interface), and upstream's kernel as

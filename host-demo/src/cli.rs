@@ -1,10 +1,15 @@
 //! The command line: `host-demo call` (in the style of `extism call`), `host-demo demo`,
-//! `host-demo density`.
+//! `host-demo density`, `host-demo componentize`. It parses arguments, calls `plugin-host`
+//! and prints.
 
-use crate::{
-    HostFunction, KernelKind, Plugin, PluginOptions, PluginPre, Runtime, RuntimeOptions, artifacts,
-};
 use clap::{Parser, Subcommand, ValueEnum};
+use host_fixtures::samples::{self, host_reverse};
+use plugin_host::density::{self, DensityConfig};
+use plugin_host::host_fns::log::LOG_TARGET;
+use plugin_host::{
+    CallError, ComposedPlugin, KernelKind, Plugin, PluginOptions, PluginPre, Runtime,
+    RuntimeOptions,
+};
 use std::ffi::OsString;
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -168,7 +173,16 @@ impl From<LevelArg> for log::Level {
     }
 }
 
-pub(crate) fn parse_config(items: &[OsString]) -> Result<Vec<(String, String)>> {
+impl From<KernelArg> for KernelKind {
+    fn from(k: KernelArg) -> Self {
+        match k {
+            KernelArg::Core => KernelKind::Core,
+            KernelArg::Component => KernelKind::Component,
+        }
+    }
+}
+
+fn parse_config(items: &[OsString]) -> Result<Vec<(String, String)>> {
     items
         .iter()
         .map(|item| {
@@ -184,7 +198,7 @@ pub(crate) fn parse_config(items: &[OsString]) -> Result<Vec<(String, String)>> 
 }
 
 /// The call's input: stdin with `--stdin`, else the bytes of `--input`, else nothing.
-pub(crate) fn read_input(args: &CallArgs) -> Result<Vec<u8>> {
+fn read_input(args: &CallArgs) -> Result<Vec<u8>> {
     if args.stdin {
         let mut v = Vec::new();
         std::io::stdin().read_to_end(&mut v)?;
@@ -200,59 +214,41 @@ pub(crate) fn read_input(args: &CallArgs) -> Result<Vec<u8>> {
 
 fn read_plugin(spec: &str) -> Result<Vec<u8>> {
     if let Some(name) = spec.strip_prefix("sample:") {
-        return artifacts::plugin(name)
+        return samples::plugin(name)
             .map(<[u8]>::to_vec)
             .with_context(|| format!("no sample plugin `{name}`"));
     }
     std::fs::read(spec).with_context(|| format!("reading {spec}"))
 }
 
-/// The user host function the sample plugin `host_fn` imports: reverses a UTF-8 string.
-pub fn host_reverse() -> HostFunction {
-    HostFunction::bytes("host_reverse", reverse_utf8)
-}
-
-/// What `host_reverse` does, on either kind of plugin: the characters of `input` (read as
-/// UTF-8, lossily) in reverse order.
-pub(crate) fn reverse_utf8(input: &[u8]) -> Result<Vec<u8>> {
-    Ok(String::from_utf8_lossy(input)
-        .chars()
-        .rev()
-        .collect::<String>()
-        .into_bytes())
-}
-
 /// Runs `host-demo call`; the process exit code.
 pub fn call(args: CallArgs) -> Result<i32> {
     if let Some(level) = args.log_level {
-        env_logger::Builder::new()
-            .filter_module(
-                crate::host_fns::LOG_TARGET,
-                log::Level::from(level).to_level_filter(),
-            )
+        // `try_init`: a second call in one process (a test, an embedder) keeps the first.
+        let _ = env_logger::Builder::new()
+            .filter_module(LOG_TARGET, log::Level::from(level).to_level_filter())
             .format_target(false)
-            .init();
+            .try_init();
     }
     let wasm = read_plugin(&args.plugin)?;
-    if crate::plugin::is_component(&wasm) {
+    let composed = plugin_host::is_component(&wasm);
+    if composed && (args.wasi || args.kernel_wasm.is_some()) {
         // A composed plugin (`host-demo componentize`) carries its own kernel.
-        return crate::composed::call_cli(args, &wasm);
+        bail!(
+            "a composed plugin carries its own kernel and has no WASI: drop --wasi and --kernel-wasm"
+        );
     }
-    let input = read_input(&args)?;
-    let kernel_wasm = read_kernel(&args.kernel_wasm)?;
     if args.loops == 0 {
         bail!("--loop must be at least 1");
     }
+    let input = read_input(&args)?;
     let runtime = Runtime::new(RuntimeOptions {
         fuel: args.fuel.is_some(),
         ..RuntimeOptions::default()
     })?;
     let options = PluginOptions {
-        kernel: match args.kernel {
-            KernelArg::Core => KernelKind::Core,
-            KernelArg::Component => KernelKind::Component,
-        },
-        kernel_wasm,
+        kernel: args.kernel.into(),
+        kernel_wasm: read_kernel(&args.kernel_wasm)?,
         config: parse_config(&args.config)?.into_iter().collect(),
         allowed_hosts: args.allow_host,
         wasi: args.wasi,
@@ -263,15 +259,20 @@ pub fn call(args: CallArgs) -> Result<i32> {
         functions: vec![host_reverse()],
         ..PluginOptions::default()
     };
-    let mut plugin = Plugin::new(&runtime, &wasm, options)?;
-    call_loop(args.loops, || plugin.call(&args.function, &input))
+    if composed {
+        let mut plugin = ComposedPlugin::new(&runtime, &wasm, options)?;
+        call_loop(args.loops, || plugin.call(&args.function, &input))
+    } else {
+        let mut plugin = Plugin::new(&runtime, &wasm, options)?;
+        call_loop(args.loops, || plugin.call(&args.function, &input))
+    }
 }
 
 /// Calls `call` `loops` times, writes the last output to stdout and, for more than one call,
 /// the time per call to stderr (`host-demo call --loop N`, on either kind of plugin).
-pub(crate) fn call_loop(
+fn call_loop(
     loops: u32,
-    mut call: impl FnMut() -> std::result::Result<Vec<u8>, crate::CallError>,
+    mut call: impl FnMut() -> std::result::Result<Vec<u8>, CallError>,
 ) -> Result<i32> {
     let mut times = Vec::with_capacity(loops as usize);
     let mut output = Vec::new();
@@ -323,10 +324,7 @@ pub fn density(args: DensityArgs) -> Result<i32> {
         (None, KernelArg::Component) => "this project's kernel component".to_string(),
     };
     let options = PluginOptions {
-        kernel: match args.kernel {
-            KernelArg::Core => KernelKind::Core,
-            KernelArg::Component => KernelKind::Component,
-        },
+        kernel: args.kernel.into(),
         kernel_wasm,
         wasi: args.wasi,
         capture_stdout: args.wasi,
@@ -334,7 +332,7 @@ pub fn density(args: DensityArgs) -> Result<i32> {
         ..PluginOptions::default()
     };
     let pre = Arc::new(PluginPre::new(&runtime, &wasm, options)?);
-    let config = crate::density::DensityConfig {
+    let config = DensityConfig {
         instances: args.instances,
         function: args.function.clone(),
         input: args
@@ -344,7 +342,7 @@ pub fn density(args: DensityArgs) -> Result<i32> {
         threads: args.threads,
         throughput_time: Duration::from_secs_f64(args.seconds.max(0.01)),
     };
-    let report = crate::density::run(&pre, &config)?;
+    let report = density::run(&pre, &config)?;
     if args.json {
         let mut v = serde_json::to_value(&report)?;
         v["plugin"] = args.plugin.clone().into();
@@ -360,9 +358,26 @@ pub fn density(args: DensityArgs) -> Result<i32> {
             kernel_name,
             if args.pooling { "on" } else { "off" }
         );
-        print!("{}", crate::density::render(&report, &what));
+        print!("{}", density::render(&report, &what));
     }
     Ok(0)
+}
+
+/// `host-demo componentize PLUGIN -o OUT`: `PLUGIN` is a `.wasm` file or `sample:NAME`.
+fn componentize(plugin: &str, output: &std::path::Path) -> Result<()> {
+    let wasm = read_plugin(plugin)?;
+    let component =
+        plugin_host::componentize::componentize(&wasm).map_err(wasmtime::Error::from_anyhow)?;
+    std::fs::write(output, &component).with_context(|| format!("writing {}", output.display()))?;
+    let interface = plugin_host::componentize::interface;
+    eprintln!(
+        "wrote {} ({} bytes): imports {}, exports {}",
+        output.display(),
+        component.len(),
+        interface("host"),
+        interface("entry")
+    );
+    Ok(())
 }
 
 /// Parses the arguments and runs; errors go to stderr as one line with exit code 1.
@@ -374,9 +389,7 @@ pub fn main() -> i32 {
             crate::demo::run(&mut std::io::stdout()).map(|agreed| if agreed { 0 } else { 1 })
         }
         Command::Density(args) => density(args),
-        Command::Componentize(args) => crate::componentize::run(&args.plugin, &args.output)
-            .map(|()| 0)
-            .map_err(wasmtime::Error::from_anyhow),
+        Command::Componentize(args) => componentize(&args.plugin, &args.output).map(|()| 0),
     };
     match result {
         Ok(code) => code,

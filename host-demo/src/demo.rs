@@ -1,7 +1,8 @@
 //! `host-demo demo` (`make demo`): every sample plugin, on both kernel forms, side by side.
 
-use crate::cli::host_reverse;
-use crate::{KernelKind, Plugin, PluginOptions, Runtime, RuntimeOptions, artifacts};
+use host_fixtures::loopback;
+use host_fixtures::samples::{self, host_reverse};
+use plugin_host::{CallError, KernelKind, Plugin, PluginOptions, Runtime, RuntimeOptions};
 use std::io::Write;
 use std::time::Instant;
 use wasmtime::Result;
@@ -41,7 +42,7 @@ fn show(bytes: &[u8]) -> String {
 }
 
 /// What one call gave: its output, or its error line.
-fn outcome(r: Result<Vec<u8>, crate::CallError>) -> String {
+fn outcome(r: Result<Vec<u8>, CallError>) -> String {
     match r {
         Ok(out) => show(&out),
         Err(e) => format!("error: {e}"),
@@ -66,8 +67,8 @@ pub fn run(out: &mut impl Write) -> Result<bool> {
         step("wasi_print", "print", "world", 50),
     ];
     let runtime = Runtime::new(RuntimeOptions::default())?;
-    let (port, _server) = crate::loopback::serve(2 * 21, |_| {
-        ("200 OK", b"hello from the demo's loopback server".to_vec())
+    let (port, _server) = loopback::try_serve(2 * 21, |_| {
+        loopback::response("200 OK", "", b"hello from the demo's loopback server")
     })?;
     let url = format!("http://127.0.0.1:{port}/greeting");
     let http = step("http", "fetch", url.clone(), 20);
@@ -98,7 +99,7 @@ pub fn run(out: &mut impl Write) -> Result<bool> {
             let plugin = match &mut plugins[idx][slot] {
                 Some(p) => p,
                 p @ None => {
-                    let wasm = artifacts::plugin(s.plugin).expect("sample plugin");
+                    let wasm = samples::sample(s.plugin);
                     let options = PluginOptions {
                         kernel,
                         wasi: s.plugin == "wasi_print",

@@ -1,5 +1,8 @@
-//! `host-demo`: see `host-demo --help`.
+//! `host-demo`: the command line of `plugin-host` (see `host-demo --help`).
+
+mod cli;
+mod demo;
 
 fn main() {
-    std::process::exit(host_demo::cli::main());
+    std::process::exit(cli::main());
 }

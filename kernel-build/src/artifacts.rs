@@ -39,19 +39,42 @@ pub const PLUGINS: [(&str, &str); 7] = [
     ("plugin_wasi_print", "wasm32-wasip1"),
 ];
 
-/// What was built, and where.
+/// The kernel's artifacts (what a host embeds), and where they were built.
 #[derive(Debug, Clone)]
-pub struct Artifacts {
+pub struct KernelArtifacts {
     /// The core module, post-linked.
     pub core: PathBuf,
     /// The component.
     pub component: PathBuf,
-    /// The sample plugins, by crate file stem.
-    pub plugins: Vec<(String, PathBuf)>,
     /// The env adapter of componentized plugins ([`ADAPTER_ENV`]).
     pub adapter_env: PathBuf,
     /// The entry adapter of componentized plugins ([`ADAPTER_ENTRY`]).
     pub adapter_entry: PathBuf,
+}
+
+/// The wasm targets the builds need; `make setup` installs them.
+pub const WASM_TARGETS: [&str; 2] = ["wasm32-unknown-unknown", "wasm32-wasip1"];
+
+/// Fails with one line naming the first of `targets` that the Rust toolchain building this
+/// has no standard library for, and how to install it (rustc would otherwise fail deep in a
+/// nested build with "can't find crate for `core`").
+pub fn check_targets(targets: &[&str]) -> Result<()> {
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let out = Command::new(&rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .with_context(|| format!("running {} --print sysroot", rustc.to_string_lossy()))?;
+    ensure!(out.status.success(), "`rustc --print sysroot` failed");
+    let sysroot = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    for target in targets {
+        let lib = sysroot.join("lib").join("rustlib").join(target).join("lib");
+        ensure!(
+            lib.is_dir(),
+            "the Rust target `{target}` is not installed: run `make setup` (or `rustup target add {}`)",
+            WASM_TARGETS.join(" ")
+        );
+    }
+    Ok(())
 }
 
 fn cargo(root: &Path) -> Command {
@@ -73,15 +96,32 @@ fn cargo(root: &Path) -> Command {
     c
 }
 
+/// The command as a shell line (program and arguments, without the environment).
+fn shown(c: &Command) -> String {
+    std::iter::once(c.get_program())
+        .chain(c.get_args())
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn run(mut c: Command) -> Result<()> {
-    let status = c.status().with_context(|| format!("running {c:?}"))?;
-    ensure!(status.success(), "{c:?} failed with {status}");
+    let status = c
+        .status()
+        .with_context(|| format!("could not run `{}`", shown(&c)))?;
+    ensure!(
+        status.success(),
+        "the nested wasm build `{}` (in {}) failed with {status}; its errors are above",
+        shown(&c),
+        c.get_current_dir().unwrap_or(Path::new(".")).display()
+    );
     Ok(())
 }
 
-/// Builds the core module, the component and the sample plugins of the workspace at `root`
-/// into `out`, using `target_dir` for the nested cargo builds.
-pub fn build_all(root: &Path, target_dir: &Path, out: &Path) -> Result<Artifacts> {
+/// Builds the core module, the component and the two plugin adapters of the workspace at
+/// `root` into `out`, using `target_dir` for the nested cargo builds.
+pub fn build_kernels(root: &Path, target_dir: &Path, out: &Path) -> Result<KernelArtifacts> {
+    check_targets(&WASM_TARGETS[..1])?;
     std::fs::create_dir_all(out)?;
     let wasm_dir = |target: &str, profile: &str| target_dir.join(target).join(profile);
 
@@ -143,7 +183,20 @@ pub fn build_all(root: &Path, target_dir: &Path, out: &Path) -> Result<Artifacts
     let adapter_env = build_adapter(root, target_dir, out, "plugin-adapter-env", ADAPTER_ENV)?;
     let adapter_entry =
         build_adapter(root, target_dir, out, "plugin-adapter-entry", ADAPTER_ENTRY)?;
+    Ok(KernelArtifacts {
+        core,
+        component,
+        adapter_env,
+        adapter_entry,
+    })
+}
 
+/// Builds the sample plugins (`plugins/`, their own workspace) into `out`, by crate file
+/// stem, using `target_dir` for the nested cargo builds.
+pub fn build_plugins(root: &Path, target_dir: &Path, out: &Path) -> Result<Vec<(String, PathBuf)>> {
+    check_targets(&WASM_TARGETS)?;
+    std::fs::create_dir_all(out)?;
+    let wasm_dir = |target: &str, profile: &str| target_dir.join(target).join(profile);
     let manifest = root.join("plugins").join("Cargo.toml");
     for target in ["wasm32-unknown-unknown", "wasm32-wasip1"] {
         let mut c = cargo(root);
@@ -165,13 +218,40 @@ pub fn build_all(root: &Path, target_dir: &Path, out: &Path) -> Result<Artifacts
         std::fs::copy(&built, &dst).with_context(|| format!("copying {}", built.display()))?;
         plugins.push((name.to_string(), dst));
     }
-    Ok(Artifacts {
-        core,
-        component,
-        plugins,
-        adapter_env,
-        adapter_entry,
-    })
+    Ok(plugins)
+}
+
+/// A build script's `main` around `build`: `rerun-if-changed` for `watched` (relative to the
+/// workspace root, which `build` gets with the build script's `OUT_DIR`), then `build`'s
+/// `cargo:rustc-env` lines. A failure is printed as one short paragraph and the build script
+/// exits with code 1, without a panic's backtrace.
+pub fn build_script(
+    watched: &[&str],
+    build: impl FnOnce(&Path, &Path) -> Result<Vec<(String, PathBuf)>>,
+) {
+    let manifest = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_default());
+    let root = manifest.parent().unwrap_or(&manifest);
+    let out = PathBuf::from(std::env::var_os("OUT_DIR").unwrap_or_default()).join("wasm");
+    for p in watched {
+        println!("cargo:rerun-if-changed={}", root.join(p).display());
+    }
+    match build(root, &out) {
+        Ok(vars) => {
+            for (var, path) in vars {
+                println!("cargo:rustc-env={var}={}", path.display());
+            }
+        }
+        Err(e) => {
+            eprintln!(
+                "error: {}",
+                format!("{e:#}")
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            );
+            std::process::exit(1);
+        }
+    }
 }
 
 /// Builds the adapter crate `krate` for wasm32-unknown-unknown and writes its component to

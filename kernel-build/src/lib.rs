@@ -4,8 +4,8 @@
 //!   nested cargo invocations (used by host-demo's build script and by `make build`).
 //! - [`postlink`]: the core module's post-link step (`extism_context`, exact exports).
 //! - [`componentize`]: the component from the kernel-component crate's core module.
-//! - [`abi`]: the raw ABI's exports and types.
-pub mod abi;
+//!
+//! The ABI it checks the core module against is `kernel-abi`'s table.
 pub mod artifacts;
 pub mod componentize;
 pub mod postlink;

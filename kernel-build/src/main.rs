@@ -1,6 +1,7 @@
 //! `kernel-build [OUT_DIR]`: builds every wasm artifact and prints their sizes (`make build`).
 
 use anyhow::Result;
+use kernel_build::artifacts;
 use std::path::PathBuf;
 
 fn main() -> Result<()> {
@@ -12,12 +13,13 @@ fn main() -> Result<()> {
         .nth(1)
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target").join("wasm"));
-    let a =
-        kernel_build::artifacts::build_all(&root, &root.join("target").join("wasm-build"), &out)?;
+    let target = root.join("target");
+    let a = artifacts::build_kernels(&root, &target.join("wasm-build"), &out)?;
+    let plugins = artifacts::build_plugins(&root, &target.join("wasm-plugins"), &out)?;
     println!("{:<40} {:>9}", "artifact", "bytes");
     for p in [&a.core, &a.component, &a.adapter_env, &a.adapter_entry]
         .into_iter()
-        .chain(a.plugins.iter().map(|(_, p)| p))
+        .chain(plugins.iter().map(|(_, p)| p))
     {
         let name = p.file_name().unwrap_or_default().to_string_lossy();
         println!("{name:<40} {:>9}", std::fs::metadata(p)?.len());

@@ -6,13 +6,14 @@
 //! the 20 ABI functions, `memory`, and `extism_context`, a mutable `externref` global
 //! initialised to null. Everything else in the module is re-encoded unchanged.
 
-use crate::abi;
 use anyhow::{Context, Result, bail, ensure};
+use kernel_abi::{CONTEXT_GLOBAL, KERNEL_FUNCTIONS, MEMORY};
 use wasm_encoder::reencode::{Error as ReencodeError, Reencode, utils};
 use wasm_encoder::{
     ConstExpr, ExportKind, ExportSection, GlobalSection, GlobalType, HeapType, Module, RefType,
     SectionId, ValType,
 };
+use wasm_util::wasm_types;
 use wasmparser::{ExternalKind, Parser, Payload, TypeRef, Validator, WasmFeatures};
 
 /// Adds `extism_context` and keeps only the ABI's exports; fails unless the result is a
@@ -103,15 +104,15 @@ impl Reencode for AddContext {
         for export in section {
             let export = export?;
             let keep = match export.kind {
-                ExternalKind::Func => abi::function_type(export.name).is_some(),
-                ExternalKind::Memory => export.name == abi::MEMORY,
+                ExternalKind::Func => kernel_abi::kernel_function(export.name).is_some(),
+                ExternalKind::Memory => export.name == MEMORY,
                 _ => false,
             };
             if keep {
                 utils::parse_export(self, exports, export)?;
             }
         }
-        exports.export(abi::CONTEXT_GLOBAL, ExportKind::Global, self.index);
+        exports.export(CONTEXT_GLOBAL, ExportKind::Global, self.index);
         self.exports_written = true;
         Ok(())
     }
@@ -146,9 +147,10 @@ pub fn check_kernel_module(wasm: &[u8]) -> Result<()> {
                 let export = export?;
                 match export.kind {
                     ExternalKind::Func => {
-                        let Some((params, results)) = abi::function_type(export.name) else {
+                        let Some(f) = kernel_abi::kernel_function(export.name) else {
                             bail!("unexpected function export `{}`", export.name);
                         };
+                        let (params, results) = (wasm_types(f.params), wasm_types(f.results));
                         let ty = types.core_function_at(export.index);
                         let ty = types[ty].unwrap_func();
                         ensure!(
@@ -157,9 +159,9 @@ pub fn check_kernel_module(wasm: &[u8]) -> Result<()> {
                             export.name
                         );
                     }
-                    ExternalKind::Memory => ensure!(export.name == abi::MEMORY, "extra memory"),
+                    ExternalKind::Memory => ensure!(export.name == MEMORY, "extra memory"),
                     ExternalKind::Global => {
-                        ensure!(export.name == abi::CONTEXT_GLOBAL, "extra global export");
+                        ensure!(export.name == CONTEXT_GLOBAL, "extra global export");
                         let g = types.global_at(export.index);
                         ensure!(
                             g.mutable && g.content_type == wasmparser::ValType::EXTERNREF,
@@ -172,13 +174,20 @@ pub fn check_kernel_module(wasm: &[u8]) -> Result<()> {
             }
         }
     }
-    for (name, _, _) in abi::FUNCTIONS {
+    for f in KERNEL_FUNCTIONS {
+        ensure!(
+            seen.iter().any(|s| s == f.name),
+            "missing export `{}`",
+            f.name
+        );
+    }
+    for name in [MEMORY, CONTEXT_GLOBAL] {
         ensure!(seen.iter().any(|s| s == name), "missing export `{name}`");
     }
-    for name in [abi::MEMORY, abi::CONTEXT_GLOBAL] {
-        ensure!(seen.iter().any(|s| s == name), "missing export `{name}`");
-    }
-    ensure!(seen.len() == abi::FUNCTIONS.len() + 2, "duplicate exports");
+    ensure!(
+        seen.len() == KERNEL_FUNCTIONS.len() + 2,
+        "duplicate exports"
+    );
     Ok(())
 }
 
@@ -195,9 +204,13 @@ mod tests {
             wat.push_str("(global (export \"__heap_base\") i32 (i32.const 2048))\n");
             wat.push_str("(global (export \"__data_end\") i32 (i32.const 2048))\n");
         }
-        for (name, params, results) in abi::FUNCTIONS {
-            let p: Vec<_> = params.iter().map(|t| t.to_string()).collect();
-            let r: Vec<_> = results.iter().map(|t| t.to_string()).collect();
+        for f in KERNEL_FUNCTIONS {
+            let name = f.name;
+            let p: Vec<_> = wasm_types(f.params).iter().map(|t| t.to_string()).collect();
+            let r: Vec<_> = wasm_types(f.results)
+                .iter()
+                .map(|t| t.to_string())
+                .collect();
             let body: Vec<_> = r.iter().map(|t| format!("({t}.const 0)")).collect();
             wat.push_str(&format!(
                 "(func (export \"{name}\") (param {}) (result {}) {})\n",

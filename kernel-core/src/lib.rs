@@ -57,6 +57,8 @@ extern crate alloc;
 extern crate std;
 
 mod bulk;
+#[cfg(feature = "testing")]
+pub mod contract;
 #[cfg(all(feature = "exports", target_arch = "wasm32"))]
 mod exports;
 #[cfg(target_arch = "wasm32")]

@@ -16,106 +16,36 @@ use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 
-/// A kernel under test, whatever form it takes. The first 20 methods are the raw exports.
-#[expect(
-    missing_docs,
-    reason = "each method is the raw export of the same name"
-)]
-pub trait Driver {
-    fn alloc(&mut self, n: u64) -> u64;
-    fn free(&mut self, h: u64);
-    fn length(&mut self, h: u64) -> u64;
-    fn length_unsafe(&mut self, h: u64) -> u64;
-    fn load_u8(&mut self, p: u64) -> u8;
-    fn load_u64(&mut self, p: u64) -> u64;
-    fn store_u8(&mut self, p: u64, x: u8);
-    fn store_u64(&mut self, p: u64, x: u64);
-    fn input_load_u8(&mut self, offset: u64) -> u8;
-    fn input_load_u64(&mut self, offset: u64) -> u64;
-    fn input_set(&mut self, h: u64, len: u64);
-    fn output_set(&mut self, p: u64, len: u64);
-    fn input_length(&mut self) -> u64;
-    fn input_offset(&mut self) -> u64;
-    fn output_length(&mut self) -> u64;
-    fn output_offset(&mut self) -> u64;
-    fn reset(&mut self);
-    fn error_set(&mut self, h: u64);
-    fn error_get(&mut self) -> u64;
-    fn memory_bytes(&mut self) -> u64;
-    /// The host's own view of the first `len` bytes of the live block `h` (not through
-    /// `load_u8`).
-    fn read(&mut self, h: u64, len: u64) -> Vec<u8>;
-    /// The host writing `data` into a live block at `h`, as a host copies an input in.
-    fn write(&mut self, h: u64, data: &[u8]);
-    /// Size of the kernel's memory in bytes.
-    fn memory_size(&mut self) -> u64;
-    /// The allocator's invariant scanner, where the driver can run it.
-    fn check(&mut self) -> Result<(), String> {
-        Ok(())
-    }
+macro_rules! driver_trait {
+    ($( $(#[$doc:meta])* fn $name:ident($($arg:ident: $ty:ident),*) $(-> $ret:ident)?; )*) => {
+        /// A kernel under test, whatever form it takes. The raw exports, one method each
+        /// (generated from the ABI table), then the host's own view of the kernel.
+        pub trait Driver {
+            $( $(#[$doc])* fn $name(&mut self, $($arg: $ty),*) $(-> $ret)?; )*
+            /// The host's own view of the first `len` bytes of the live block `h` (not
+            /// through `load_u8`).
+            fn read(&mut self, h: u64, len: u64) -> Vec<u8>;
+            /// The host writing `data` into a live block at `h`, as a host copies an input in.
+            fn write(&mut self, h: u64, data: &[u8]);
+            /// Size of the kernel's memory in bytes.
+            fn memory_size(&mut self) -> u64;
+            /// The allocator's invariant scanner, where the driver can run it.
+            fn check(&mut self) -> Result<(), String> {
+                Ok(())
+            }
+        }
+    };
+}
+kernel_abi::for_each_kernel_function!(driver_trait);
+
+macro_rules! kernel_methods {
+    ($( $(#[$doc:meta])* fn $name:ident($($arg:ident: $ty:ident),*) $(-> $ret:ident)?; )*) => {
+        $( fn $name(&mut self, $($arg: $ty),*) $(-> $ret)? { Kernel::$name(self, $($arg),*) } )*
+    };
 }
 
 impl<M: Memory> Driver for Kernel<M> {
-    fn alloc(&mut self, n: u64) -> u64 {
-        Kernel::alloc(self, n)
-    }
-    fn free(&mut self, h: u64) {
-        Kernel::free(self, h)
-    }
-    fn length(&mut self, h: u64) -> u64 {
-        Kernel::length(self, h)
-    }
-    fn length_unsafe(&mut self, h: u64) -> u64 {
-        Kernel::length_unsafe(self, h)
-    }
-    fn load_u8(&mut self, p: u64) -> u8 {
-        Kernel::load_u8(self, p)
-    }
-    fn load_u64(&mut self, p: u64) -> u64 {
-        Kernel::load_u64(self, p)
-    }
-    fn store_u8(&mut self, p: u64, x: u8) {
-        Kernel::store_u8(self, p, x)
-    }
-    fn store_u64(&mut self, p: u64, x: u64) {
-        Kernel::store_u64(self, p, x)
-    }
-    fn input_load_u8(&mut self, offset: u64) -> u8 {
-        Kernel::input_load_u8(self, offset)
-    }
-    fn input_load_u64(&mut self, offset: u64) -> u64 {
-        Kernel::input_load_u64(self, offset)
-    }
-    fn input_set(&mut self, h: u64, len: u64) {
-        Kernel::input_set(self, h, len)
-    }
-    fn output_set(&mut self, p: u64, len: u64) {
-        Kernel::output_set(self, p, len)
-    }
-    fn input_length(&mut self) -> u64 {
-        Kernel::input_length(self)
-    }
-    fn input_offset(&mut self) -> u64 {
-        Kernel::input_offset(self)
-    }
-    fn output_length(&mut self) -> u64 {
-        Kernel::output_length(self)
-    }
-    fn output_offset(&mut self) -> u64 {
-        Kernel::output_offset(self)
-    }
-    fn reset(&mut self) {
-        Kernel::reset(self)
-    }
-    fn error_set(&mut self, h: u64) {
-        Kernel::error_set(self, h)
-    }
-    fn error_get(&mut self) -> u64 {
-        Kernel::error_get(self)
-    }
-    fn memory_bytes(&mut self) -> u64 {
-        Kernel::memory_bytes(self)
-    }
+    kernel_abi::for_each_kernel_function!(kernel_methods);
     fn read(&mut self, h: u64, len: u64) -> Vec<u8> {
         self.heap()
             .bytes(h, len)

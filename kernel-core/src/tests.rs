@@ -4,7 +4,7 @@
 
 use crate::testing::Rng;
 use crate::testing::{Action, Runner, SplitMix64, Value, VecRng};
-use crate::{Kernel, MAX_ALLOC, Memory, PAGE_SIZE, VecMemory};
+use crate::{Kernel, Memory, PAGE_SIZE, VecMemory};
 use proptest::prelude::*;
 use std::vec::Vec;
 
@@ -17,107 +17,8 @@ fn checked(k: &Kernel<VecMemory>) {
     k.heap().check_invariants().expect("invariants");
 }
 
-#[test]
-fn alloc_zero_is_null_and_lengths_are_exact() {
-    let mut k = kernel();
-    assert_eq!(k.alloc(0), 0);
-    for n in [1, 7, 8, 9, 100, 4096, 65535, 65536, 65537, 200_000] {
-        let h = k.alloc(n);
-        assert_ne!(h, 0);
-        assert_eq!(k.length(h), n);
-        assert_eq!(k.length_unsafe(h), n);
-        for off in 1..=4 {
-            assert_eq!(k.length(h + off), 0, "length(h + {off})");
-        }
-        checked(&k);
-    }
-    assert_eq!(k.length(0), 0);
-}
-
-#[test]
-fn freed_block_is_reused_and_small_excess_not_split() {
-    let mut k = kernel();
-    let h = k.alloc(65535);
-    let _guard = k.alloc(10);
-    k.free(h);
-    assert_eq!(k.length(h), 0);
-    assert_eq!(k.alloc(65535), h);
-    k.free(h);
-    assert_eq!(k.alloc(65535 - 24), h);
-    assert_eq!(k.length(h), 65535 - 24);
-    checked(&k);
-}
-
-#[test]
-fn reset_gives_the_first_handle_of_a_fresh_kernel() {
-    for n in [1, 100, 65536, 3 * 65536 + 5] {
-        let first = kernel().alloc(n);
-        let mut k = kernel();
-        let mut old = Vec::new();
-        for i in 0..500 {
-            old.push(k.alloc(1 + (i * 37) % 3000));
-        }
-        let h = k.alloc(n);
-        k.reset();
-        checked(&k);
-        for h in old {
-            assert_eq!(k.length(h), 0);
-        }
-        assert_eq!(k.length(h), 0);
-        assert_eq!(k.alloc(n), first, "first alloc({n}) after reset");
-    }
-}
-
-#[test]
-fn loads_and_stores_are_little_endian() {
-    let mut k = kernel();
-    let p = k.alloc(16);
-    k.store_u64(p, 999);
-    assert_eq!(k.load_u8(p), 0xE7);
-    assert_eq!(k.load_u8(p + 1), 0x03);
-    for i in 0..8 {
-        k.store_u8(p + 8 + i, i as u8);
-    }
-    assert_eq!(k.load_u64(p + 8), 0x0706_0504_0302_0100);
-}
-
-#[test]
-fn error_set_get_and_clear() {
-    let mut k = kernel();
-    let h = k.alloc(5);
-    k.error_set(h);
-    assert_eq!(k.error_get(), h);
-    k.error_set(h + 1);
-    assert_eq!(k.error_get(), h, "a non-handle is ignored");
-    k.error_set(0);
-    assert_eq!(k.error_get(), 0);
-}
-
-#[test]
-fn freeing_the_input_empties_it() {
-    let mut k = kernel();
-    let h = k.set_input(b"hello").unwrap();
-    assert_eq!(k.input_length(), 5);
-    assert_eq!(k.input_load_u8(1), b'e');
-    assert_eq!(k.input_load_u8(5), 0);
-    assert_eq!(
-        k.input_load_u64(0),
-        0,
-        "only 5 bytes: a word would pass the end"
-    );
-    k.free(k.input_offset());
-    assert_eq!(k.input_length(), 0);
-    assert_eq!(k.length(h), 0);
-}
-
-#[test]
-fn input_words_stop_at_the_input_end() {
-    let mut k = kernel();
-    k.set_input(b"0123456789").unwrap();
-    assert_eq!(k.input_load_u64(2), u64::from_le_bytes(*b"23456789"));
-    assert_eq!(k.input_load_u64(3), 0);
-    assert_eq!(k.input_load_u64(u64::MAX - 3), 0);
-}
+// The contract suite (KERNEL-ABI.md), shared with the built core module and the component.
+crate::contract_suite!(contract, kernel);
 
 #[test]
 fn alloc_fails_cleanly_when_memory_cannot_grow_and_stays_usable() {
@@ -143,27 +44,6 @@ fn alloc_fails_cleanly_when_memory_cannot_grow_and_stays_usable() {
 }
 
 // ----- upstream defects (KERNEL-ABI.md) ---------------------------------------------------
-
-#[test]
-fn alloc_size_wrap_returns_zero() {
-    let mut k = kernel();
-    let before = k.memory_bytes();
-    for n in [
-        u64::MAX,
-        u64::MAX - 12,
-        u64::MAX - 7,
-        1 << 63,
-        1 << 32,
-        MAX_ALLOC + 1,
-    ] {
-        assert_eq!(k.alloc(n), 0, "alloc({n})");
-    }
-    assert_eq!(k.memory_bytes(), before, "refused sizes never grow memory");
-    let a = k.alloc(8);
-    let b = k.alloc(8);
-    assert!(b >= a + 8, "no overlap after refused sizes");
-    checked(&k);
-}
 
 #[test]
 fn bound_is_exclusive_at_memory_end() {

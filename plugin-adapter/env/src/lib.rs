@@ -12,11 +12,13 @@
 //! Ownership follows the Extism runtime: the blocks passed to `config_get`, `var_get`,
 //! `var_set`, `http_request` and `log_*` are freed here; a user function's argument is left
 //! to the plugin (extism-pdk frees it). Handles that are not live read as empty, as they do
-//! on the host backends. Keys are decoded as lossy UTF-8. Empty answers are the null
-//! handle `0`, which extism-pdk reads as absent or empty.
+//! on the host backends, except keys: a `config_get` / `var_get` / `var_set` key that is not
+//! a live block (nor `0`, the empty key) traps, as the host backends fail the call; a var
+//! key that is not UTF-8 traps too, and a config key that is not UTF-8 matches nothing.
+//! Empty answers are the null handle `0`, which extism-pdk reads as absent or empty.
 //!
-//! It traps only when the kernel cannot hold an answer (out of memory), where the Extism
-//! runtime's host function fails too.
+//! It traps when a key is not a key (above) and when the kernel cannot hold an answer (out
+//! of memory), where the Extism runtime's host function fails too.
 #![no_std]
 
 extern crate alloc;
@@ -57,8 +59,21 @@ fn take(h: u64) -> Vec<u8> {
     bytes
 }
 
-/// The block `h` as lossy UTF-8, then freed.
-fn take_string(h: u64) -> String {
+/// The key block `h` (`0`: the empty key), then freed; traps when it is not a live block.
+fn take_key(h: u64) -> Vec<u8> {
+    if h != 0 && raw::length(h) == 0 {
+        trap()
+    }
+    take(h)
+}
+
+/// A var key: [`take_key`], and it must be UTF-8.
+fn take_var_key(h: u64) -> String {
+    String::from_utf8(take_key(h)).unwrap_or_else(|_| trap())
+}
+
+/// A log message, lossy UTF-8, then freed.
+fn take_message(h: u64) -> String {
     String::from_utf8_lossy(&take(h)).into_owned()
 }
 
@@ -68,27 +83,37 @@ fn give(data: &[u8]) -> u64 {
 }
 
 fn log(level: LogLevel, message: u64) {
-    let message = take_string(message);
+    // Copied out only when its level is kept (trace 0 ... error 4; `get-log-level` is the
+    // least severe level kept, `i32::MAX` when logging is off).
+    if (level as i32) < host::get_log_level() {
+        raw::free(message);
+        return;
+    }
+    let message = take_message(message);
     host::log(level, &message);
 }
 
 impl Guest for EnvAdapter {
     fn config_get(key: u64) -> u64 {
-        match host::config_get(&take_string(key)) {
+        // Config keys are strings: one that is not UTF-8 matches nothing.
+        let Ok(key) = String::from_utf8(take_key(key)) else {
+            return 0;
+        };
+        match host::config_get(&key) {
             Some(value) => give(value.as_bytes()),
             None => 0,
         }
     }
 
     fn var_get(key: u64) -> u64 {
-        match host::var_get(&take_string(key)) {
+        match host::var_get(&take_var_key(key)) {
             Some(value) => give(&value),
             None => 0,
         }
     }
 
     fn var_set(key: u64, value: u64) {
-        let key = take_string(key);
+        let key = take_var_key(key);
         let value = (value != 0).then(|| take(value));
         host::var_set(&key, value.as_deref());
     }

@@ -1,0 +1,35 @@
+//! Builds the kernel's wasm artifacts (the core module, the component and the two adapters of
+//! composed plugins) through kernel-build's nested cargo invocations, so that the library can
+//! embed them: `cargo build` and `cargo test` then work from a fresh clone with nothing built
+//! beforehand. The sample plugins are not built here (see `fixtures/`).
+
+fn main() {
+    kernel_build::artifacts::build_script(
+        &[
+            "kernel-abi/src",
+            "kernel-core/src",
+            "kernel-core/Cargo.toml",
+            "kernel-component/src",
+            "kernel-component/Cargo.toml",
+            "plugin-adapter",
+            "wit",
+            "kernel-build/src",
+            "wasm-util/src",
+            "Cargo.toml",
+            "Cargo.lock",
+        ],
+        |root, out| {
+            let a = kernel_build::artifacts::build_kernels(
+                root,
+                &root.join("target").join("wasm-build"),
+                out,
+            )?;
+            Ok(vec![
+                ("KERNEL_CORE_WASM".into(), a.core),
+                ("KERNEL_COMPONENT_WASM".into(), a.component),
+                ("PLUGIN_ADAPTER_ENV_WASM".into(), a.adapter_env),
+                ("PLUGIN_ADAPTER_ENTRY_WASM".into(), a.adapter_entry),
+            ])
+        },
+    );
+}

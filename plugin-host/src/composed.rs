@@ -1,0 +1,235 @@
+//! Running a composed plugin: the output of `host-demo componentize` (world `plugin` of
+//! `wit/extism-plugin.wit`), a component whose only import is the value-based host services
+//! `extism:kernel/host` and whose only export is `extism:kernel/entry`'s `call`.
+//!
+//! [`ComposedPlugin`] instantiates it with the host side of those services, the same
+//! [`Services`] a classic plugin's host functions use (config, vars with the same byte
+//! limit, log lines, HTTP through the allow-list within the call's deadline), and user host
+//! functions by value (those made with [`HostFunction::bytes`]). A plugin therefore gives
+//! the same outputs and errors on both forms; the kernel, the handle bookkeeping and the call
+//! sequence live inside the component.
+//!
+//! A host service that fails (a var limit, a host not allowed) traps the call with its
+//! message, as the host functions of the core path do. After any trap wasmtime refuses to
+//! enter the component again, so the plugin is instantiated anew, keeping its vars.
+
+use crate::error::CallError;
+use crate::host_fns::HostFunction;
+use crate::host_fns::log::level_to_int;
+use crate::options::PluginOptions;
+use crate::runtime::{EpochTicker, Runtime};
+use crate::state::Services;
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+use wasmtime::Store;
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::error::Context;
+use wasmtime::{Result, bail};
+
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "plugin",
+        imports: { default: trappable },
+    });
+}
+
+use bindings::exports::extism::kernel::entry::CallError as EntryError;
+use bindings::extism::kernel::host::{Host, LogLevel};
+
+/// What a composed plugin's store holds: the host services and the user functions.
+#[derive(Debug)]
+pub struct ComposedState {
+    services: Services,
+    functions: Arc<Vec<HostFunction>>,
+}
+
+impl Host for ComposedState {
+    fn config_get(&mut self, key: String) -> Result<Option<String>> {
+        Ok(self.services.config_get(key.as_bytes()).map(str::to_string))
+    }
+
+    fn var_get(&mut self, key: String) -> Result<Option<Vec<u8>>> {
+        Ok(self.services.var_get(&key).map(<[u8]>::to_vec))
+    }
+
+    fn var_set(&mut self, key: String, value: Option<Vec<u8>>) -> Result<()> {
+        self.services.var_set(key, value)
+    }
+
+    fn get_log_level(&mut self) -> Result<i32> {
+        Ok(level_to_int(self.services.log_level))
+    }
+
+    fn log(&mut self, level: LogLevel, message: String) -> Result<()> {
+        let level = match level {
+            LogLevel::Trace => log::Level::Trace,
+            LogLevel::Debug => log::Level::Debug,
+            LogLevel::Info => log::Level::Info,
+            LogLevel::Warn => log::Level::Warn,
+            LogLevel::Error => log::Level::Error,
+        };
+        self.services.log(level, message.as_bytes());
+        Ok(())
+    }
+
+    fn http_request(&mut self, request: Vec<u8>, body: Option<Vec<u8>>) -> Result<Vec<u8>> {
+        self.services.http_request(&request, body.as_deref())
+    }
+
+    fn http_status_code(&mut self) -> Result<u16> {
+        Ok(self.services.http.status)
+    }
+
+    fn http_headers(&mut self) -> Result<Option<Vec<u8>>> {
+        Ok(self.services.http.headers.take())
+    }
+
+    fn user_call(&mut self, namespace: String, name: String, input: Vec<u8>) -> Result<Vec<u8>> {
+        let Some(f) = self
+            .functions
+            .iter()
+            .find(|f| f.namespace == namespace && f.name == name)
+        else {
+            bail!("the host has no user function `{namespace}::{name}`");
+        };
+        match f.call_bytes(&input) {
+            Some(result) => result,
+            None => bail!(
+                "the user function `{namespace}::{name}` works on the plugin's kernel (HostFunction::new); a composed plugin can only call functions made with HostFunction::bytes"
+            ),
+        }
+    }
+}
+
+/// A composed plugin, instantiated in its own store.
+pub struct ComposedPlugin {
+    store: Store<ComposedState>,
+    plugin: bindings::Plugin,
+    pre: bindings::PluginPre<ComposedState>,
+    options: PluginOptions,
+    functions: Arc<Vec<HostFunction>>,
+    /// Why the plugin cannot be called any more: making it anew after a trap failed.
+    broken: Option<String>,
+    _ticker: Arc<EpochTicker>,
+}
+
+impl fmt::Debug for ComposedPlugin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ComposedPlugin")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ComposedPlugin {
+    /// Compiles and instantiates the composed plugin `wasm`. Of `options`, the kernel form,
+    /// the kernel module, WASI and stdout capture do not apply (the kernel is inside, and a
+    /// composed plugin has no WASI); its user functions must be [`HostFunction::bytes`]
+    /// functions.
+    pub fn new(runtime: &Runtime, wasm: &[u8], options: PluginOptions) -> Result<Self> {
+        let component =
+            Component::new(runtime.engine(), wasm).context("compiling the composed plugin")?;
+        let mut linker = Linker::new(runtime.engine());
+        bindings::Plugin::add_to_linker::<_, HasSelf<ComposedState>>(&mut linker, |s| s)?;
+        let pre = bindings::PluginPre::new(linker.instantiate_pre(&component)?)
+            .context("the component is not a composed plugin (world `extism:kernel/plugin`)")?;
+        let functions = Arc::new(options.functions.clone());
+        let state = ComposedState {
+            services: Services::new(&options),
+            functions: functions.clone(),
+        };
+        let (store, plugin) = Self::instantiate(&pre, state)?;
+        Ok(ComposedPlugin {
+            store,
+            plugin,
+            pre,
+            options,
+            functions,
+            broken: None,
+            _ticker: runtime.ticker(),
+        })
+    }
+
+    fn instantiate(
+        pre: &bindings::PluginPre<ComposedState>,
+        state: ComposedState,
+    ) -> Result<(Store<ComposedState>, bindings::Plugin)> {
+        let mut store = Store::new(pre.engine(), state);
+        store.limiter(|s| &mut s.services.limits);
+        store.set_epoch_deadline(u64::MAX / 2);
+        // Unmetered unless a call sets a limit; an engine that counts no fuel refuses this.
+        let _ = store.set_fuel(u64::MAX);
+        let plugin = pre.instantiate(&mut store)?;
+        Ok((store, plugin))
+    }
+
+    /// Calls the plugin's function `name` with `input`; its output, or why it failed, as
+    /// [`Plugin::call`](crate::Plugin::call) reports it.
+    ///
+    /// If making it anew after a trap fails, the call's error says so, and so does every
+    /// later call.
+    pub fn call(&mut self, name: &str, input: &[u8]) -> Result<Vec<u8>, CallError> {
+        if let Some(why) = &self.broken {
+            return Err(CallError::Trap(why.clone()));
+        }
+        let deadline = self.store.data_mut().services.start_call();
+        self.store.set_epoch_deadline(deadline);
+        if let Some(fuel) = self.options.fuel {
+            self.store
+                .set_fuel(fuel)
+                .map_err(|e| CallError::Trap(e.to_string()))?;
+        }
+        let result = self
+            .plugin
+            .extism_kernel_entry()
+            .call_call(&mut self.store, name, input);
+        match result {
+            Ok(Ok(output)) => Ok(output),
+            Ok(Err(EntryError::NoFunction(name))) => Err(CallError::NoFunction(name)),
+            Ok(Err(EntryError::InputTooLarge(n))) => Err(CallError::OutOfMemory(format!(
+                "the kernel cannot hold an input of {n} bytes"
+            ))),
+            Ok(Err(EntryError::Failed((code, message)))) => {
+                Err(CallError::Failed { code, message })
+            }
+            Err(e) => {
+                let error = self.classify(e);
+                match self.renew_after_trap() {
+                    Ok(()) => Err(error),
+                    Err(renew) => {
+                        let why = format!(
+                            "the plugin cannot be called again: making it anew after a trap failed: {}",
+                            crate::error::one_line(&format!("{renew:#}"))
+                        );
+                        self.broken = Some(why.clone());
+                        Err(CallError::Trap(format!("{error}; {why}")))
+                    }
+                }
+            }
+        }
+    }
+
+    /// The names of the plugin's vars and their values.
+    pub fn vars(&self) -> &HashMap<String, Vec<u8>> {
+        self.store.data().services.vars().all()
+    }
+
+    fn classify(&self, e: wasmtime::Error) -> CallError {
+        CallError::from_wasm(e, &self.options, self.store.data().services.limits.denied)
+    }
+
+    /// A fresh instance in a fresh store, keeping the vars: wasmtime refuses to enter a
+    /// component again in a store where wasm trapped.
+    fn renew_after_trap(&mut self) -> Result<()> {
+        let state = ComposedState {
+            services: self.store.data_mut().services.renewed(&self.options),
+            functions: self.functions.clone(),
+        };
+        let (store, plugin) = Self::instantiate(&self.pre, state)?;
+        self.store = store;
+        self.plugin = plugin;
+        Ok(())
+    }
+}

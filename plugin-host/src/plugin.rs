@@ -1,0 +1,199 @@
+//! [`Plugin`]: a classic plugin linked to its kernel and the host functions, and the Extism
+//! call sequence around each call.
+
+use crate::backend::{InputTooLarge, Kernel};
+use crate::error::{CallError, one_line};
+use crate::options::PluginOptions;
+use crate::pre::PluginPre;
+use crate::runtime::Runtime;
+use crate::state::HostState;
+use std::fmt;
+use std::sync::Arc;
+use wasmtime::Result;
+use wasmtime::{Func, Instance, Store, Val};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+
+/// A loaded plugin: its instance, its kernel, and the store they share.
+///
+/// A `Plugin` is `Send`: different threads may call different plugins at the same time.
+pub struct Plugin {
+    store: Store<HostState>,
+    instance: Instance,
+    kernel: Kernel,
+    stdout: Option<MemoryOutputPipe>,
+    /// What the plugin is instantiated from, to make it anew after a trap on the component
+    /// backend.
+    pre: Arc<PluginPre>,
+    /// Why the plugin cannot be called any more: making it anew after a trap failed.
+    broken: Option<String>,
+}
+
+impl fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Plugin")
+            .field("kernel", &self.kernel)
+            .finish()
+    }
+}
+
+impl Plugin {
+    /// Loads `wasm` (an Extism plugin: a core module) with `options`: compiles, links and
+    /// instantiates it. To make many instances of one plugin, use [`PluginPre`] instead.
+    pub fn new(runtime: &Runtime, wasm: &[u8], options: PluginOptions) -> Result<Plugin> {
+        Arc::new(PluginPre::new(runtime, wasm, options)?).instantiate()
+    }
+
+    pub(crate) fn from_parts(
+        store: Store<HostState>,
+        instance: Instance,
+        kernel: Kernel,
+        stdout: Option<MemoryOutputPipe>,
+        pre: Arc<PluginPre>,
+    ) -> Plugin {
+        Plugin {
+            store,
+            instance,
+            kernel,
+            stdout,
+            pre,
+            broken: None,
+        }
+    }
+
+    /// Whether the plugin exports a function `name`.
+    pub fn function_exists(&mut self, name: &str) -> bool {
+        self.instance.get_func(&mut self.store, name).is_some()
+    }
+
+    /// What the plugin wrote to WASI stdout, when it was captured.
+    pub fn stdout(&self) -> Option<Vec<u8>> {
+        self.stdout.as_ref().map(|p| p.contents().to_vec())
+    }
+
+    /// The kernel this plugin runs on.
+    pub fn kernel(&self) -> &Kernel {
+        &self.kernel
+    }
+
+    /// Calls the plugin's function `name` with `input`; its output, or why it failed.
+    ///
+    /// On the component backend, any trap in the store (the plugin's, or one inside a kernel
+    /// call) makes wasmtime refuse every later entry into the kernel component. The plugin is
+    /// then instantiated anew in a fresh store, with its vars kept: a plugin that trapped
+    /// loses its own memory state on that backend (the kernel holds nothing across calls).
+    ///
+    /// If making it anew fails, the call's error says so, and so does every later call.
+    pub fn call(&mut self, name: &str, input: &[u8]) -> Result<Vec<u8>, CallError> {
+        if let Some(why) = &self.broken {
+            return Err(CallError::Trap(why.clone()));
+        }
+        let result = self.call_once(name, input);
+        match result {
+            Err(e) if e.is_trap() => match self.renew_after_trap() {
+                Ok(()) => Err(e),
+                Err(renew) => {
+                    let why = format!(
+                        "the plugin cannot be called again: making it anew after a trap failed: {}",
+                        one_line(&format!("{renew:#}"))
+                    );
+                    self.broken = Some(why.clone());
+                    Err(CallError::Trap(format!("{e}; {why}")))
+                }
+            },
+            other => other,
+        }
+    }
+
+    /// Makes the plugin anew in a fresh store, keeping its vars and its captured stdout:
+    /// wasmtime marks a store in which any wasm trapped so that none of its component
+    /// instances can be entered again. Only the component backend needs this.
+    fn renew_after_trap(&mut self) -> Result<()> {
+        if !matches!(self.kernel, Kernel::Component(_)) {
+            return Ok(());
+        }
+        let services = self.store.data_mut().services.renewed(self.pre.options());
+        *self = self.pre.instantiate_with(self.stdout.clone(), services)?;
+        Ok(())
+    }
+
+    /// What this plugin was instantiated from: make more instances of it with
+    /// [`PluginPre::instantiate`].
+    pub fn pre(&self) -> &Arc<PluginPre> {
+        &self.pre
+    }
+
+    fn call_once(&mut self, name: &str, input: &[u8]) -> Result<Vec<u8>, CallError> {
+        let (index, returns_code) = self.pre.function(name)?;
+        let func = self
+            .instance
+            .get_module_export(&mut self.store, index)
+            .and_then(|e| e.into_func())
+            .ok_or_else(|| CallError::NoFunction(name.to_string()))?;
+        let deadline = self.store.data_mut().services.start_call();
+        self.store.set_epoch_deadline(deadline);
+        self.unlimited_fuel();
+        match self.kernel.prepare_call(&mut self.store, input) {
+            Ok(Ok(())) => {}
+            Ok(Err(InputTooLarge(n))) => {
+                return Err(CallError::OutOfMemory(
+                    match self.pre.options().memory_max_pages {
+                        Some(p) if self.store.data().services.limits.denied => {
+                            format!(
+                                "the input of {n} bytes does not fit the memory limit of {p} pages"
+                            )
+                        }
+                        _ => format!("the kernel cannot hold an input of {n} bytes"),
+                    },
+                ));
+            }
+            Err(e) => return Err(self.classify(e)),
+        }
+        // The fuel limit is the plugin's: the kernel's own preparation is not counted.
+        if let Some(fuel) = self.pre.options().fuel {
+            self.store
+                .set_fuel(fuel)
+                .map_err(|e| CallError::Trap(e.to_string()))?;
+        }
+        let code = self
+            .invoke(func, returns_code)
+            .map_err(|e| self.classify(e));
+        self.unlimited_fuel();
+        let code = code?;
+        if code != 0 {
+            let message = self
+                .kernel
+                .error(&mut self.store)
+                .map_err(|e| self.classify(e))?;
+            return Err(CallError::Failed { code, message });
+        }
+        self.kernel
+            .output(&mut self.store)
+            .map_err(|e| CallError::Trap(one_line(&format!("{e:#}"))))
+    }
+
+    /// The host's own calls into the kernel (before and after the plugin's) are not metered.
+    fn unlimited_fuel(&mut self) {
+        if self.pre.options().fuel.is_some() {
+            let _ = self.store.set_fuel(u64::MAX);
+        }
+    }
+
+    fn invoke(&mut self, func: Func, returns_code: bool) -> Result<i32> {
+        if returns_code {
+            let mut out = [Val::I32(0)];
+            func.call(&mut self.store, &[], &mut out)?;
+            Ok(out[0].unwrap_i32())
+        } else {
+            func.call(&mut self.store, &[], &mut [])?;
+            Ok(0)
+        }
+    }
+
+    fn classify(&self, e: wasmtime::Error) -> CallError {
+        CallError::from_wasm(
+            e,
+            self.pre.options(),
+            self.store.data().services.limits.denied,
+        )
+    }
+}

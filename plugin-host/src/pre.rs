@@ -1,0 +1,313 @@
+//! Compile once, link once, instantiate many: [`PluginPre`].
+//!
+//! Everything about a plugin that does not depend on a store is done once, in
+//! [`PluginPre::new`]: the module is compiled and validated, its imports are sorted by what
+//! answers them and type-checked, the kernel is pre-instantiated (`InstancePre`), and the
+//! plugin's imports are resolved. [`PluginPre::instantiate`] then only makes a store and
+//! instantiates the two instances in it. A `PluginPre` is `Send + Sync`: threads can share
+//! one (in an `Arc`) and instantiate from it at the same time.
+//!
+//! How the plugin's imports are resolved depends on the kernel form:
+//! - component backend: every import (kernel forwarders, host functions, user functions,
+//!   WASI) is a host function, independent of any store, so the whole linker is closed over
+//!   once in a wasmtime `InstancePre`;
+//! - core backend: the plugin's kernel imports are the exports of a kernel *instance*, which
+//!   lives in one store, so no `InstancePre` can close over them. The import list is resolved
+//!   once into a plan (which kernel export, or which host function, answers each import, by
+//!   index); each store fills the plan with its own kernel instance's exports. The plugin
+//!   calls the kernel directly, with no host trampoline, as in Extism's runtime.
+
+use crate::backend::component::{ComponentKernel, bindings};
+use crate::backend::core::CoreKernel;
+use crate::backend::{self, Kernel, KernelKind};
+use crate::error::{CallError, one_line};
+use crate::host_fns;
+use crate::link::{PluginLink, Source, check_import_type, classify_imports};
+use crate::options::PluginOptions;
+use crate::plugin::Plugin;
+use crate::runtime::{EpochTicker, Runtime};
+use crate::state::{HostState, Services};
+use kernel_abi::ENV;
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+use wasmtime::error::Context;
+use wasmtime::{
+    Engine, Extern, Instance, InstancePre, Linker, Module, ModuleExport, Store, ValType,
+};
+use wasmtime::{Result, bail, format_err};
+use wasmtime_wasi::WasiCtxBuilder;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+
+/// A plugin compiled and linked, ready to be instantiated many times.
+pub struct PluginPre {
+    engine: Engine,
+    module: Module,
+    /// The plugin's function exports, by name, sorted once: whether each is an Extism
+    /// function that returns a code (`Ok(true)`), returns nothing (`Ok(false)`), or is not
+    /// one (`Err(its type)`).
+    functions: HashMap<String, (ModuleExport, std::result::Result<bool, String>)>,
+    options: PluginOptions,
+    fuel_counted: bool,
+    kernel: KernelPre,
+    link: PluginLink,
+    _ticker: Arc<EpochTicker>,
+}
+
+impl fmt::Debug for PluginPre {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PluginPre")
+            .field("kernel", &self.options.kernel)
+            .field(
+                "link",
+                &match self.link {
+                    PluginLink::Pre(_) => "instance-pre",
+                    PluginLink::Plan { .. } => "import plan",
+                },
+            )
+            .finish()
+    }
+}
+
+/// The kernel, pre-instantiated (neither form imports anything).
+enum KernelPre {
+    Core(InstancePre<HostState>),
+    Component(Box<bindings::KernelPre<HostState>>),
+}
+
+/// Whether `wasm` is a component rather than a core module.
+pub fn is_component(wasm: &[u8]) -> bool {
+    wasmparser::Parser::is_component(wasm)
+}
+
+impl PluginPre {
+    /// Compiles `wasm` (an Extism plugin: a core module) and links it for `options`.
+    pub fn new(runtime: &Runtime, wasm: &[u8], options: PluginOptions) -> Result<PluginPre> {
+        if is_component(wasm) {
+            bail!("the file is a component, not an Extism plugin (a core wasm module)");
+        }
+        if !wasm.starts_with(b"\0asm") {
+            bail!("the file is not a WebAssembly module (no `\\0asm` header)");
+        }
+        let engine = runtime.engine();
+        let module = Module::new(engine, wasm).map_err(|e| {
+            format_err!(
+                "the plugin is not a valid WebAssembly module: {}",
+                one_line(&format!("{e:#}"))
+            )
+        })?;
+        let imports = classify_imports(&module, &options)?;
+        if options.fuel.is_some() && !runtime.options().fuel {
+            bail!("a fuel limit needs a runtime that counts fuel");
+        }
+        if options.kernel_wasm.is_some() && options.kernel == KernelKind::Component {
+            bail!("a kernel given by path runs on the core backend only");
+        }
+
+        // Host functions, user functions and WASI: the same definitions on both backends.
+        let mut linker: Linker<HostState> = Linker::new(engine);
+        host_fns::link(&mut linker)?;
+        for f in &options.functions {
+            f.define(&mut linker)?;
+        }
+        if imports.wasi {
+            wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |s: &mut HostState| {
+                s.wasi
+                    .as_mut()
+                    .expect("WASI is linked only when the context exists")
+            })?;
+        }
+
+        let (kernel, link) = match options.kernel {
+            KernelKind::Core => {
+                let kernel_module = match &options.kernel_wasm {
+                    Some(w) => runtime.compile_kernel(w)?,
+                    None => runtime.core_kernel().clone(),
+                };
+                let pre = Linker::new(engine)
+                    .instantiate_pre(&kernel_module)
+                    .context("the kernel module imports something")?;
+                let mut plan = Vec::new();
+                for import in module.imports() {
+                    let (m, name) = (import.module(), import.name());
+                    let from_kernel = m == ENV && imports.kernel.iter().any(|k| k == name);
+                    plan.push(if from_kernel {
+                        let export = kernel_module
+                            .get_export_index(name)
+                            .with_context(|| format!("the kernel does not export `{name}`"))?;
+                        let ty = kernel_module.get_export(name).expect("the export exists");
+                        check_import_type(&import.ty(), &ty, name)?;
+                        Source::Kernel(export)
+                    } else {
+                        Source::Linker(m.to_string(), name.to_string())
+                    });
+                }
+                (
+                    KernelPre::Core(pre),
+                    PluginLink::Plan {
+                        linker,
+                        imports: plan,
+                    },
+                )
+            }
+            KernelKind::Component => {
+                let component_linker = wasmtime::component::Linker::new(engine);
+                let pre = component_linker
+                    .instantiate_pre(runtime.component_kernel())
+                    .context("the kernel component imports something")?;
+                let pre = bindings::KernelPre::new(pre)?;
+                backend::component::link(&mut linker, &imports.kernel)?;
+                let plugin = linker
+                    .instantiate_pre(&module)
+                    .context("linking the plugin")?;
+                (KernelPre::Component(Box::new(pre)), PluginLink::Pre(plugin))
+            }
+        };
+        let functions = module
+            .exports()
+            .filter_map(|e| {
+                let ty = e.ty().func()?.clone();
+                let kind = match (
+                    ty.params().len(),
+                    ty.results().collect::<Vec<_>>().as_slice(),
+                ) {
+                    (0, []) => Ok(false),
+                    (0, [ValType::I32]) => Ok(true),
+                    _ => Err(ty.to_string()),
+                };
+                let index = module.get_export_index(e.name())?;
+                Some((e.name().to_string(), (index, kind)))
+            })
+            .collect();
+        Ok(PluginPre {
+            engine: engine.clone(),
+            functions,
+            module,
+            options,
+            fuel_counted: runtime.options().fuel,
+            kernel,
+            link,
+            _ticker: runtime.ticker(),
+        })
+    }
+
+    /// The plugin's export `name` as an Extism function: its export index and whether it
+    /// returns a code; the error a call of it gets otherwise.
+    pub(crate) fn function(&self, name: &str) -> Result<(&ModuleExport, bool), CallError> {
+        match self.functions.get(name) {
+            None => Err(CallError::NoFunction(name.to_string())),
+            Some((_, Err(ty))) => Err(CallError::NotAnExtismFunction(name.to_string(), ty.clone())),
+            Some((index, Ok(returns_code))) => Ok((index, *returns_code)),
+        }
+    }
+
+    /// The options every instance gets.
+    pub fn options(&self) -> &PluginOptions {
+        &self.options
+    }
+
+    /// A new instance of the plugin with its own kernel, in a store of its own.
+    pub fn instantiate(self: &Arc<Self>) -> Result<Plugin> {
+        let stdout = self
+            .options
+            .capture_stdout
+            .then(|| MemoryOutputPipe::new(usize::MAX));
+        self.instantiate_with(stdout, Services::new(&self.options))
+    }
+
+    /// A new instance with `services` (fresh, or renewed after a trap with the vars kept),
+    /// writing WASI stdout to `stdout` (inherited when `None`).
+    pub(crate) fn instantiate_with(
+        self: &Arc<Self>,
+        stdout: Option<MemoryOutputPipe>,
+        services: Services,
+    ) -> Result<Plugin> {
+        let options = &self.options;
+        let wasi = options.wasi.then(|| {
+            let mut b = WasiCtxBuilder::new();
+            match &stdout {
+                Some(pipe) => b.stdout(pipe.clone()),
+                None => b.inherit_stdout(),
+            };
+            b.inherit_stderr().build_p1()
+        });
+        let state = HostState {
+            kernel: None,
+            services,
+            wasi,
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.services.limits);
+        store.epoch_deadline_trap();
+        store.set_epoch_deadline(u64::MAX / 2);
+        if self.fuel_counted {
+            store.set_fuel(u64::MAX)?;
+        }
+        // A memory the limiter refused to create or grow: reported as the limit, by the
+        // limiter's own record rather than by an error's text.
+        let memory_error = |e: wasmtime::Error, store: &Store<HostState>, what: &str| match options
+            .memory_max_pages
+        {
+            Some(p) if store.data().services.limits.denied => format_err!(
+                "out of memory: {what} does not fit the memory limit of {p} pages ({})",
+                one_line(&e.root_cause().to_string())
+            ),
+            _ => e,
+        };
+        let kernel = match &self.kernel {
+            KernelPre::Core(pre) => {
+                let instance = match pre.instantiate(&mut store) {
+                    Ok(i) => i,
+                    Err(e) => {
+                        return Err(memory_error(e, &store, "the kernel"))
+                            .context("instantiating the kernel");
+                    }
+                };
+                Kernel::Core(Arc::new(CoreKernel::new(&mut store, instance)?))
+            }
+            KernelPre::Component(pre) => {
+                let bindings = match pre.instantiate(&mut store) {
+                    Ok(b) => b,
+                    Err(e) => return Err(memory_error(e, &store, "the kernel component")),
+                };
+                Kernel::Component(Arc::new(ComponentKernel::new(bindings)))
+            }
+        };
+        store.data_mut().kernel = Some(kernel.clone());
+        let instance = match (&self.link, &kernel) {
+            (PluginLink::Pre(pre), _) => pre.instantiate(&mut store),
+            (PluginLink::Plan { linker, imports }, Kernel::Core(k)) => {
+                let mut externs: Vec<Extern> = Vec::with_capacity(imports.len());
+                for source in imports {
+                    externs.push(match source {
+                        Source::Kernel(e) => k
+                            .instance()
+                            .get_module_export(&mut store, e)
+                            .context("a kernel export vanished")?,
+                        Source::Linker(m, n) => linker
+                            .get(&mut store, m, n)
+                            .with_context(|| format!("`{m}::{n}` is not defined"))?,
+                    });
+                }
+                Instance::new(&mut store, &self.module, &externs)
+            }
+            (PluginLink::Plan { .. }, Kernel::Component(_)) => {
+                unreachable!("the component backend links with an InstancePre")
+            }
+        };
+        let instance = match instance {
+            Ok(i) => i,
+            Err(e) => {
+                return Err(memory_error(e, &store, "the plugin"))
+                    .context("instantiating the plugin");
+            }
+        };
+        Ok(Plugin::from_parts(
+            store,
+            instance,
+            kernel,
+            stdout,
+            self.clone(),
+        ))
+    }
+}

@@ -1,0 +1,164 @@
+//! The engine every plugin of a host shares, with both kernel forms compiled once.
+
+use crate::artifacts;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use wasmtime::Result;
+use wasmtime::component::Component;
+use wasmtime::error::Context;
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, Module, PoolingAllocationConfig};
+
+/// How often the epoch advances: the granularity of call timeouts.
+pub const EPOCH_TICK: Duration = Duration::from_millis(2);
+
+/// Engine-wide settings.
+#[derive(Debug, Clone, Default)]
+pub struct RuntimeOptions {
+    /// Count fuel, so that plugins can be given a fuel limit (slows every call a little).
+    pub fuel: bool,
+    /// Use wasmtime's pooling allocator, with room for this many live plugin instances
+    /// (each with its kernel). Off by default: see [`pooling_config`].
+    pub pooling: Option<u32>,
+}
+
+/// Largest memory a plugin (or its kernel) may grow to under the pooling allocator.
+pub const POOLED_MEMORY_MAX: usize = 1 << 30;
+
+/// The pooling allocator's configuration for `instances` live plugins, each a plugin
+/// instance plus a kernel (one core instance, or one component instance with one core
+/// instance inside it): two core instances and up to three memories per plugin (the
+/// plugin's, the kernel's, and the store's GC heap, which wasmtime allocates as a memory).
+///
+/// Every slot is reserved up front (virtual address space, not memory), instantiation
+/// takes a slot instead of making new mappings, and memories are initialized copy-on-write
+/// from the module's image (`Config::memory_init_cow`, on by default), so a live instance
+/// costs the pages it has written. Each memory may grow to [`POOLED_MEMORY_MAX`]; the
+/// usual 4 GiB reservation with guard pages stays, so compiled code keeps eliding bounds
+/// checks.
+pub fn pooling_config(instances: u32) -> PoolingAllocationConfig {
+    let n = instances.max(1);
+    let mut pool = PoolingAllocationConfig::new();
+    pool.total_core_instances(n.saturating_mul(2))
+        .total_memories(n.saturating_mul(3))
+        .total_tables(n.saturating_mul(2))
+        .total_component_instances(n)
+        // Only a kernel with an `externref` global (upstream's) makes a GC heap.
+        .total_gc_heaps(n)
+        .max_memory_size(POOLED_MEMORY_MAX);
+    pool
+}
+
+/// The thread that advances an engine's epoch (the clock of call timeouts). It runs while
+/// anything that can call into the engine holds it: the [`Runtime`], and every
+/// [`PluginPre`](crate::PluginPre), [`Plugin`](crate::Plugin) and
+/// [`ComposedPlugin`](crate::ComposedPlugin) made from it, so a plugin that outlives its
+/// runtime still times out.
+#[derive(Debug)]
+pub(crate) struct EpochTicker {
+    stop: Arc<AtomicBool>,
+}
+
+impl EpochTicker {
+    fn start(engine: &Engine) -> Result<Arc<Self>> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (e, s) = (engine.clone(), stop.clone());
+        std::thread::Builder::new()
+            .name("epoch-ticker".into())
+            .spawn(move || {
+                while !s.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    e.increment_epoch();
+                }
+            })?;
+        Ok(Arc::new(EpochTicker { stop }))
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A wasmtime engine with the kernels compiled for it and a thread that advances the epoch.
+#[derive(Debug)]
+pub struct Runtime {
+    engine: Engine,
+    core_kernel: Module,
+    component_kernel: Component,
+    options: RuntimeOptions,
+    ticker: Arc<EpochTicker>,
+}
+
+impl Runtime {
+    /// An engine with epoch interruption (for timeouts) and, if asked, fuel.
+    pub fn new(options: RuntimeOptions) -> Result<Self> {
+        let mut config = Config::new();
+        config.epoch_interruption(true);
+        config.consume_fuel(options.fuel);
+        config.wasm_component_model(true);
+        config.memory_init_cow(true);
+        if let Some(n) = options.pooling {
+            config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling_config(n)));
+        }
+        let engine = Engine::new(&config)?;
+        let core_kernel =
+            Module::new(&engine, artifacts::KERNEL_CORE).context("compiling the kernel module")?;
+        let component_kernel = Component::new(&engine, artifacts::KERNEL_COMPONENT)
+            .context("compiling the kernel component")?;
+        let ticker = EpochTicker::start(&engine)?;
+        Ok(Runtime {
+            engine,
+            core_kernel,
+            component_kernel,
+            options,
+            ticker,
+        })
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The epoch ticker, for what outlives the runtime.
+    pub(crate) fn ticker(&self) -> Arc<EpochTicker> {
+        self.ticker.clone()
+    }
+
+    /// The settings this runtime was made with.
+    pub fn options(&self) -> &RuntimeOptions {
+        &self.options
+    }
+
+    /// This project's kernel module, compiled.
+    pub fn core_kernel(&self) -> &Module {
+        &self.core_kernel
+    }
+
+    /// This project's kernel component, compiled.
+    pub fn component_kernel(&self) -> &Component {
+        &self.component_kernel
+    }
+
+    /// Compiles a kernel module given as bytes (another kernel, such as upstream's), after
+    /// checking that it exports the memory and every ABI function (their types are checked
+    /// when it is instantiated).
+    pub fn compile_kernel(&self, wasm: &[u8]) -> Result<Module> {
+        let module = Module::new(&self.engine, wasm).context("compiling the kernel module")?;
+        wasmtime::ensure!(
+            module.get_export(kernel_abi::MEMORY).is_some(),
+            "the kernel module does not export `{}`",
+            kernel_abi::MEMORY
+        );
+        for f in kernel_abi::KERNEL_FUNCTIONS {
+            wasmtime::ensure!(
+                module.get_export(f.name).is_some(),
+                "the kernel module does not export `{}`",
+                f.name
+            );
+        }
+        Ok(module)
+    }
+}

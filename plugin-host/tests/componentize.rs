@@ -1,0 +1,320 @@
+//! `componentize` (what `host-demo componentize` runs): every sample plugin becomes a self-contained component that
+//! validates, imports only the host services, and gives the same outputs and errors as the
+//! plugin itself on the core backend; plugins with imports that cannot be mapped are refused
+//! with an error naming the import.
+
+use host_fixtures::loopback::serve_ok_or_404 as serve;
+use host_fixtures::runtime;
+use host_fixtures::samples::{self, host_reverse};
+use plugin_host::componentize::{component_world, componentize, interface};
+use plugin_host::{CallError, ComposedPlugin, HostFunction, Plugin, PluginOptions};
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+/// The samples this tool supports (all but the WASI one), each componentized once.
+fn composed(name: &str) -> &'static [u8] {
+    static COMPOSED: OnceLock<Vec<(&'static str, Vec<u8>)>> = OnceLock::new();
+    let all = COMPOSED.get_or_init(|| {
+        samples::PLUGINS
+            .iter()
+            .filter(|(n, _)| *n != "wasi_print")
+            .map(|(n, wasm)| {
+                let c = componentize(wasm).unwrap_or_else(|e| panic!("componentizing {n}: {e:#}"));
+                (*n, c)
+            })
+            .collect()
+    });
+    &all.iter().find(|(n, _)| *n == name).expect("a sample").1
+}
+
+/// The same plugin on both paths: the core backend (`Plugin`) and the composed component.
+struct Pair {
+    core: Plugin,
+    composed: ComposedPlugin,
+}
+
+impl Pair {
+    fn new(name: &str, options: PluginOptions) -> Pair {
+        let wasm = samples::plugin(name).expect("a sample");
+        let options = PluginOptions {
+            functions: vec![host_reverse()],
+            ..options
+        };
+        let core = Plugin::new(runtime(), wasm, options.clone()).expect("core plugin");
+        let composed =
+            ComposedPlugin::new(runtime(), composed(name), options).expect("composed plugin");
+        Pair { core, composed }
+    }
+
+    /// Calls both, asserts they agree, and returns the (common) result.
+    fn call(&mut self, function: &str, input: &[u8]) -> Result<Vec<u8>, CallError> {
+        let core = self.core.call(function, input);
+        let composed = self.composed.call(function, input);
+        assert_eq!(
+            composed,
+            core,
+            "{function}({:?}): composed vs core",
+            String::from_utf8_lossy(input)
+        );
+        core
+    }
+}
+
+#[test]
+fn every_sample_composes_into_a_valid_component_importing_only_host_services() {
+    for (name, _) in samples::PLUGINS.iter().filter(|(n, _)| *n != "wasi_print") {
+        let c = composed(name);
+        wasmparser::Validator::new()
+            .validate_all(c)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let (imports, exports) = component_world(c).unwrap();
+        assert_eq!(imports, [interface("host")], "{name}");
+        assert_eq!(exports, [interface("entry")], "{name}");
+        assert!(plugin_host::is_component(c), "{name}");
+    }
+}
+
+#[test]
+fn echo_and_reverse_match_core() {
+    let mut p = Pair::new("echo", PluginOptions::default());
+    let big: Vec<u8> = (0..100_003u32).map(|i| (i * 7) as u8).collect();
+    for input in [&b""[..], b"abc", b"\x00\xff\x10", "hé".as_bytes(), &big] {
+        let out = p.call("echo", input).unwrap();
+        assert_eq!(out, input);
+        let mut rev = input.to_vec();
+        rev.reverse();
+        assert_eq!(p.call("reverse", input).unwrap(), rev);
+    }
+    assert_eq!(
+        p.call("no_such_function", b"x"),
+        Err(CallError::NoFunction("no_such_function".into()))
+    );
+}
+
+#[test]
+fn count_vowels_matches_core_with_vars_config_and_logging() {
+    let mut p = Pair::new(
+        "count_vowels",
+        PluginOptions {
+            log_level: Some(log::Level::Info),
+            ..PluginOptions::default()
+        },
+    );
+    for input in [
+        &b"Hello, World!"[..],
+        b"aeiou AEIOU",
+        b"",
+        b"rhythm",
+        "café olé".as_bytes(),
+    ] {
+        p.call("count_vowels", input).unwrap();
+    }
+    assert_eq!(
+        p.call("count_vowels", b"").unwrap(),
+        br#"{"count":0,"total":15,"vowels":"aeiouAEIOU"}"#
+    );
+    assert!(matches!(
+        p.call("count_vowels", b"a\xffb"),
+        Err(CallError::Failed { code: -1, .. })
+    ));
+
+    let config = BTreeMap::from([("vowels".to_string(), "xyz\"".to_string())]);
+    let mut p = Pair::new(
+        "count_vowels",
+        PluginOptions {
+            config,
+            ..PluginOptions::default()
+        },
+    );
+    assert_eq!(
+        p.call("count_vowels", b"xyzzy\"").unwrap(),
+        br#"{"count":6,"total":6,"vowels":"xyz\""}"#
+    );
+}
+
+#[test]
+fn a_failing_host_service_traps_like_core_and_the_plugin_recovers() {
+    // `total` plus its value exceeds 6 bytes once the total has two digits.
+    let mut p = Pair::new(
+        "count_vowels",
+        PluginOptions {
+            var_limit_bytes: 6,
+            ..PluginOptions::default()
+        },
+    );
+    assert!(p.call("count_vowels", b"aaaaaaaaa").is_ok());
+    let err = p.call("count_vowels", b"a").unwrap_err();
+    assert!(
+        matches!(&err, CallError::Trap(m) if m.contains("var_set of `total`")),
+        "{err}"
+    );
+    // The composed plugin is instantiated anew after the trap and still agrees with core;
+    // the refused `var_set` left the old total (9) in place on both.
+    assert_eq!(
+        p.call("count_vowels", b"b").unwrap(),
+        br#"{"count":0,"total":9,"vowels":"aeiouAEIOU"}"#
+    );
+}
+
+#[test]
+fn fail_and_fail_code_match_core() {
+    let mut p = Pair::new("fail", PluginOptions::default());
+    for input in [&b"boom"[..], b"", b"a\xffb"] {
+        assert!(matches!(
+            p.call("fail", input),
+            Err(CallError::Failed {
+                code: -1,
+                message: Some(_)
+            })
+        ));
+    }
+    assert_eq!(
+        p.call("fail_code", b"ignored"),
+        Err(CallError::Failed {
+            code: 7,
+            message: None
+        })
+    );
+}
+
+#[test]
+fn alloc_churn_matches_core() {
+    let mut p = Pair::new("alloc_churn", PluginOptions::default());
+    for input in ["0", "3", " 5\n", "10", "100", "abc"] {
+        let _ = p.call("churn", input.as_bytes());
+    }
+    assert_eq!(
+        p.call("churn", b"10").unwrap(),
+        br#"{"rounds":10,"allocs":23,"frees":23,"checked_bytes":183914}"#
+    );
+}
+
+#[test]
+fn host_fn_user_function_matches_core() {
+    let mut p = Pair::new("host_fn", PluginOptions::default());
+    for input in ["hello", "", "héllo"] {
+        let out = p.call("call_host", input.as_bytes()).unwrap();
+        let want = format!("host says: {}", input.chars().rev().collect::<String>());
+        assert_eq!(out, want.as_bytes());
+    }
+    assert!(p.call("call_host", b"\xff").is_err());
+}
+
+#[test]
+fn http_matches_core_on_loopback() {
+    // Each URL is fetched once by each path.
+    let (port, server) = serve(4, "hello body");
+    let mut p = Pair::new(
+        "http",
+        PluginOptions {
+            allowed_hosts: vec!["127.0.0.1".into()],
+            ..PluginOptions::default()
+        },
+    );
+    let ok = format!("http://127.0.0.1:{port}/ok");
+    assert_eq!(p.call("fetch", ok.as_bytes()).unwrap(), b"200 hello body");
+    let missing = format!("http://127.0.0.1:{port}/missing");
+    assert_eq!(p.call("fetch", missing.as_bytes()).unwrap(), b"404 ");
+    server.join().unwrap();
+
+    // A host outside the allow-list is refused by the host, with the same message.
+    let err = p.call("fetch", b"http://localhost:9/").unwrap_err();
+    assert!(
+        matches!(&err, CallError::Trap(m) if m.contains("is not allowed")),
+        "{err}"
+    );
+}
+
+/// Componentizes the module in `wat`, expecting a refusal; the error text.
+fn refusal(wat: &str) -> String {
+    let wasm = wat::parse_str(wat).unwrap();
+    format!("{:#}", componentize(&wasm).unwrap_err())
+}
+
+#[test]
+fn wasi_plugin_is_refused_naming_the_import() {
+    let e = format!(
+        "{:#}",
+        componentize(samples::plugin("wasi_print").unwrap()).unwrap_err()
+    );
+    assert!(e.contains("`wasi_snapshot_preview1::"), "{e}");
+    assert!(e.contains("WASI"), "{e}");
+}
+
+#[test]
+fn unmappable_imports_are_refused_naming_the_import() {
+    let run = r#"(func (export "run") (result i32) i32.const 0)"#;
+    let cases = [
+        (
+            r#"(import "extism:host/env" "no_such_host_fn" (func (param i64) (result i64)))"#,
+            "`extism:host/env::no_such_host_fn`",
+        ),
+        (
+            r#"(import "extism:host/env" "alloc" (func (param i32) (result i32)))"#,
+            "`extism:host/env::alloc`",
+        ),
+        (
+            r#"(import "extism:host/env" "config_get" (func (param i64)))"#,
+            "`extism:host/env::config_get`",
+        ),
+        (
+            r#"(import "my:host/functions" "two_args" (func (param i64 i64) (result i64)))"#,
+            "`my:host/functions::two_args`",
+        ),
+        (
+            r#"(import "env" "memory" (memory 1))"#,
+            "`env::memory` is a memory",
+        ),
+        (
+            r#"(import "wasi:cli/stdout@0.2.0" "get-stdout" (func (result i32)))"#,
+            "`wasi:cli/stdout@0.2.0::get-stdout`",
+        ),
+    ];
+    for (import, want) in cases {
+        let e = refusal(&format!("(module {import} {run})"));
+        assert!(e.contains(want), "{import}: {e}");
+        assert!(e.contains("cannot be mapped"), "{import}: {e}");
+    }
+    // Without any Extism function there is nothing to call.
+    let e = refusal(r#"(module (func (export "f") (param i32)))"#);
+    assert!(e.contains("no Extism function"), "{e}");
+}
+
+#[test]
+fn a_user_function_in_any_module_and_void_exports_are_mapped() {
+    // A hand-written plugin: a user host function outside `extism:host/user`, an export
+    // returning nothing, and one returning a code; the composed form runs them all.
+    let wasm = wat::parse_str(
+        r#"(module
+            (import "extism:host/env" "input_length" (func $len (result i64)))
+            (import "extism:host/env" "error_set" (func $error_set (param i64)))
+            (import "custom:ns" "twice" (func $twice (param i64) (result i64)))
+            (import "extism:host/env" "output_set" (func $output_set (param i64 i64)))
+            (import "extism:host/env" "length" (func $length (param i64) (result i64)))
+            (func (export "nothing"))
+            (func (export "code") (result i32) (i32.wrap_i64 (call $len)))
+            (func (export "user") (result i32)
+                (local $h i64)
+                (local.set $h (call $twice (i64.const 0)))
+                (call $output_set (local.get $h) (call $length (local.get $h)))
+                i32.const 0))"#,
+    )
+    .unwrap();
+    let component = componentize(&wasm).unwrap();
+    let twice = HostFunction::bytes("twice", |input| Ok([b"twice:", input, input].concat()))
+        .in_namespace("custom:ns");
+    let options = PluginOptions {
+        functions: vec![twice],
+        ..PluginOptions::default()
+    };
+    let mut p = ComposedPlugin::new(runtime(), &component, options).unwrap();
+    assert_eq!(p.call("nothing", b"abc").unwrap(), b"");
+    assert_eq!(
+        p.call("code", b"abc"),
+        Err(CallError::Failed {
+            code: 3,
+            message: None
+        })
+    );
+    assert_eq!(p.call("user", b"").unwrap(), b"twice:");
+}
