@@ -393,11 +393,20 @@ fn keys_that_are_not_live_blocks_fail_the_call() {
         let mut p = load(runtime(), &wasm, opts(kind));
         for (function, want) in [
             ("config_key_minus_one", "config_get: the key"),
-            ("config_key_12345", "config_get: the key 12345 is not a live block"),
+            (
+                "config_key_12345",
+                "config_get: the key 12345 is not a live block",
+            ),
             ("var_get_key_8", "var_get: the key 8 is not a live block"),
             ("var_set_key_minus_one", "var_set: the key"),
-            ("var_set_key_7fffffff", "var_set: the key 2147483647 is not a live block"),
-            ("var_set_key_not_utf8", "var_set: the key is not valid UTF-8"),
+            (
+                "var_set_key_7fffffff",
+                "var_set: the key 2147483647 is not a live block",
+            ),
+            (
+                "var_set_key_not_utf8",
+                "var_set: the key is not valid UTF-8",
+            ),
         ] {
             match call_error(&mut p, kind, function, b"") {
                 CallError::Trap(msg) => assert!(msg.contains(want), "{kind} {function}: {msg}"),
