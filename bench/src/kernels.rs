@@ -115,6 +115,18 @@ pub enum RawKernel {
     },
 }
 
+/// Calls the raw export `$name` on whichever kernel `$self` is.
+macro_rules! raw_call {
+    ($self:ident, $name:ident($arg:ident)) => {
+        match $self {
+            RawKernel::Core { store, f } => f.funcs().$name.call(store, ($arg,)),
+            RawKernel::Component { store, kernel } => paste::paste! {
+                kernel.extism_kernel_raw().[<call_ $name>](store, $arg)
+            },
+        }
+    };
+}
+
 impl RawKernel {
     /// A fresh instance of `id`.
     pub fn new(kernels: &Kernels, id: KernelId) -> Result<Self> {
@@ -143,34 +155,19 @@ impl RawKernel {
     /// `alloc(n)`.
     #[inline]
     pub fn alloc(&mut self, n: u64) -> Result<u64> {
-        match self {
-            RawKernel::Core { store, f } => f.funcs().alloc.call(store, (n,)),
-            RawKernel::Component { store, kernel } => {
-                kernel.extism_kernel_raw().call_alloc(store, n)
-            }
-        }
+        raw_call!(self, alloc(n))
     }
 
     /// `free(h)`.
     #[inline]
     pub fn free(&mut self, h: u64) -> Result<()> {
-        match self {
-            RawKernel::Core { store, f } => f.funcs().free.call(store, (h,)),
-            RawKernel::Component { store, kernel } => {
-                kernel.extism_kernel_raw().call_free(store, h)
-            }
-        }
+        raw_call!(self, free(h))
     }
 
     /// `length(h)`.
     #[inline]
     pub fn length(&mut self, h: u64) -> Result<u64> {
-        match self {
-            RawKernel::Core { store, f } => f.funcs().length.call(store, (h,)),
-            RawKernel::Component { store, kernel } => {
-                kernel.extism_kernel_raw().call_length(store, h)
-            }
-        }
+        raw_call!(self, length(h))
     }
 
     /// What the store's limiter has recorded.

@@ -67,3 +67,19 @@ pub fn load_average() -> String {
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_else(|_| "?".into())
 }
+
+/// Runs `cmd` (described as `what` in errors), which must succeed, and parses its stdout as
+/// JSON.
+pub fn run_json(
+    cmd: &mut std::process::Command,
+    what: &str,
+) -> wasmtime::Result<serde_json::Value> {
+    use wasmtime::error::Context;
+    let out = cmd.output().with_context(|| format!("running {what}"))?;
+    wasmtime::ensure!(
+        out.status.success(),
+        "{what} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).with_context(|| format!("parsing the JSON of {what}"))
+}

@@ -54,18 +54,12 @@ pub fn fetch() -> Result<UpstreamKernel> {
         "cargo fetch of extism {EXTISM_VERSION} failed"
     );
 
-    let out = cargo()
-        .args(["metadata", "--format-version", "1", "--manifest-path"])
-        .arg(&manifest)
-        .output()
-        .context("running cargo metadata")?;
-    ensure!(
-        out.status.success(),
-        "cargo metadata failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let meta: serde_json::Value =
-        serde_json::from_slice(&out.stdout).context("parsing cargo metadata")?;
+    let meta = crate::run_json(
+        cargo()
+            .args(["metadata", "--format-version", "1", "--manifest-path"])
+            .arg(&manifest),
+        "cargo metadata",
+    )?;
     let Some(extism_manifest) = meta["packages"]
         .as_array()
         .into_iter()

@@ -123,66 +123,24 @@ fn run(mut c: Command) -> Result<()> {
 pub fn build_kernels(root: &Path, target_dir: &Path, out: &Path) -> Result<KernelArtifacts> {
     check_targets(&WASM_TARGETS[..1])?;
     std::fs::create_dir_all(out)?;
-    let wasm_dir = |target: &str, profile: &str| target_dir.join(target).join(profile);
-
-    let mut c = cargo(root);
-    c.args([
-        "rustc",
-        "-p",
+    let linked = build_guest(
+        root,
+        target_dir,
         "kernel-core",
-        "--lib",
-        "--crate-type",
-        "cdylib",
-    ])
-    .args([
-        "--features",
-        "exports",
-        "--target",
-        "wasm32-unknown-unknown",
-    ])
-    .args(["--profile", "wasm-release", "--target-dir"])
-    .arg(target_dir)
-    .args(["--", "-C"])
-    .arg(format!("link-arg=-zstack-size={CORE_STACK_BYTES}"))
-    // Without this, wasm-ld keeps every static's address as a padded 5-byte LEB.
-    .args(["-C", "link-arg=--compress-relocations"]);
-    run(c)?;
-    let linked =
-        std::fs::read(wasm_dir("wasm32-unknown-unknown", "wasm-release").join("kernel_core.wasm"))?;
+        &["--crate-type", "cdylib", "--features", "exports"],
+        CORE_STACK_BYTES,
+    )?;
     let core = out.join(CORE_MODULE);
     std::fs::write(
         &core,
         finish_core_module(&linked).context("post-linking the core module")?,
     )?;
-
-    let mut c = cargo(root);
-    c.args(["rustc", "-p", "kernel-component", "--lib"])
-        .args([
-            "--target",
-            "wasm32-unknown-unknown",
-            "--profile",
-            "wasm-release",
-        ])
-        .arg("--target-dir")
-        .arg(target_dir)
-        .args(["--", "-C"])
-        .arg(format!("link-arg=-zstack-size={COMPONENT_STACK_BYTES}"))
-        .args(["-C", "link-arg=--compress-relocations"]);
-    run(c)?;
-    let module = std::fs::read(
-        wasm_dir("wasm32-unknown-unknown", "wasm-release").join("kernel_component.wasm"),
-    )?;
-    let component = out.join(COMPONENT);
-    std::fs::write(
-        &component,
-        componentize(&module).context("componentizing the kernel")?,
-    )?;
-
-    // The two adapters of componentized plugins: no_std wit-bindgen guests like the kernel
-    // component, two crates in two invocations (so their outputs never collide).
-    let adapter_env = build_adapter(root, target_dir, out, "plugin-adapter-env", ADAPTER_ENV)?;
+    // The kernel component and the two adapters of componentized plugins: no_std
+    // wit-bindgen guests, one crate per invocation (so their outputs never collide).
+    let component = build_component(root, target_dir, out, "kernel-component", COMPONENT)?;
+    let adapter_env = build_component(root, target_dir, out, "plugin-adapter-env", ADAPTER_ENV)?;
     let adapter_entry =
-        build_adapter(root, target_dir, out, "plugin-adapter-entry", ADAPTER_ENTRY)?;
+        build_component(root, target_dir, out, "plugin-adapter-entry", ADAPTER_ENTRY)?;
     Ok(KernelArtifacts {
         core,
         component,
@@ -254,17 +212,19 @@ pub fn build_script(
     }
 }
 
-/// Builds the adapter crate `krate` for wasm32-unknown-unknown and writes its component to
-/// `out/file`.
-fn build_adapter(
+/// Builds the library of the workspace crate `krate` for wasm32-unknown-unknown in the
+/// `wasm-release` profile (`extra` are more `cargo rustc` arguments before `--`), with a
+/// stack of `stack` bytes; the linked module.
+fn build_guest(
     root: &Path,
     target_dir: &Path,
-    out: &Path,
     krate: &str,
-    file: &str,
-) -> Result<PathBuf> {
+    extra: &[&str],
+    stack: u32,
+) -> Result<Vec<u8>> {
     let mut c = cargo(root);
     c.args(["rustc", "-p", krate, "--lib"])
+        .args(extra)
         .args([
             "--target",
             "wasm32-unknown-unknown",
@@ -274,15 +234,27 @@ fn build_adapter(
         .arg("--target-dir")
         .arg(target_dir)
         .args(["--", "-C"])
-        .arg(format!("link-arg=-zstack-size={COMPONENT_STACK_BYTES}"))
+        .arg(format!("link-arg=-zstack-size={stack}"))
+        // Without this, wasm-ld keeps every static's address as a padded 5-byte LEB.
         .args(["-C", "link-arg=--compress-relocations"]);
     run(c)?;
-    let module = std::fs::read(
-        target_dir
-            .join("wasm32-unknown-unknown")
-            .join("wasm-release")
-            .join(format!("{}.wasm", krate.replace('-', "_"))),
-    )?;
+    let module = target_dir
+        .join("wasm32-unknown-unknown")
+        .join("wasm-release")
+        .join(format!("{}.wasm", krate.replace('-', "_")));
+    std::fs::read(&module).with_context(|| format!("reading {}", module.display()))
+}
+
+/// Builds the wit-bindgen guest crate `krate` ([`build_guest`], stack
+/// [`COMPONENT_STACK_BYTES`]) and writes its component to `out/file`.
+fn build_component(
+    root: &Path,
+    target_dir: &Path,
+    out: &Path,
+    krate: &str,
+    file: &str,
+) -> Result<PathBuf> {
+    let module = build_guest(root, target_dir, krate, &[], COMPONENT_STACK_BYTES)?;
     let dst = out.join(file);
     std::fs::write(
         &dst,

@@ -13,7 +13,7 @@
 //! message, as the host functions of the core path do. After any trap wasmtime refuses to
 //! enter the component again, so the plugin is instantiated anew, keeping its vars.
 
-use crate::error::CallError;
+use crate::error::{CallError, Renewal};
 use crate::host_fns::HostFunction;
 use crate::host_fns::log::level_to_int;
 use crate::options::PluginOptions;
@@ -110,8 +110,8 @@ pub struct ComposedPlugin {
     pre: bindings::PluginPre<ComposedState>,
     options: PluginOptions,
     functions: Arc<Vec<HostFunction>>,
-    /// Why the plugin cannot be called any more: making it anew after a trap failed.
-    broken: Option<String>,
+    /// Whether it can still be called after a trap.
+    renewal: Renewal,
     _ticker: Arc<EpochTicker>,
 }
 
@@ -147,7 +147,7 @@ impl ComposedPlugin {
             pre,
             options,
             functions,
-            broken: None,
+            renewal: Renewal::default(),
             _ticker: runtime.ticker(),
         })
     }
@@ -171,9 +171,7 @@ impl ComposedPlugin {
     /// If making it anew after a trap fails, the call's error says so, and so does every
     /// later call.
     pub fn call(&mut self, name: &str, input: &[u8]) -> Result<Vec<u8>, CallError> {
-        if let Some(why) = &self.broken {
-            return Err(CallError::Trap(why.clone()));
-        }
+        self.renewal.check()?;
         let deadline = self.store.data_mut().services.start_call();
         self.store.set_epoch_deadline(deadline);
         if let Some(fuel) = self.options.fuel {
@@ -196,17 +194,8 @@ impl ComposedPlugin {
             }
             Err(e) => {
                 let error = self.classify(e);
-                match self.renew_after_trap() {
-                    Ok(()) => Err(error),
-                    Err(renew) => {
-                        let why = format!(
-                            "the plugin cannot be called again: making it anew after a trap failed: {}",
-                            crate::error::one_line(&format!("{renew:#}"))
-                        );
-                        self.broken = Some(why.clone());
-                        Err(CallError::Trap(format!("{error}; {why}")))
-                    }
-                }
+                let renewed = self.renew_after_trap();
+                Err(self.renewal.after_trap(error, renewed))
             }
         }
     }

@@ -97,6 +97,44 @@ impl CallError {
     }
 }
 
+/// Whether a plugin that is made anew after a trap can still be called: once making it anew
+/// fails, every later call gets that reason (classic plugins on the component backend, and
+/// composed plugins, are renewed: wasmtime refuses to enter a component again in a store
+/// where wasm trapped).
+#[derive(Debug, Default)]
+pub(crate) struct Renewal {
+    broken: Option<String>,
+}
+
+impl Renewal {
+    /// Refuses the call when the plugin is broken.
+    pub(crate) fn check(&self) -> Result<(), CallError> {
+        match &self.broken {
+            Some(why) => Err(CallError::Trap(why.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// The error a trapped call reports, given how making the plugin anew went.
+    pub(crate) fn after_trap(
+        &mut self,
+        error: CallError,
+        renewed: wasmtime::Result<()>,
+    ) -> CallError {
+        match renewed {
+            Ok(()) => error,
+            Err(e) => {
+                let why = format!(
+                    "the plugin cannot be called again: making it anew after a trap failed: {}",
+                    one_line(&format!("{e:#}"))
+                );
+                self.broken = Some(why.clone());
+                CallError::Trap(format!("{error}; {why}"))
+            }
+        }
+    }
+}
+
 /// `s` with every run of white space (newlines included) made one space.
 pub(crate) fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")

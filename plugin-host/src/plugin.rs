@@ -2,12 +2,11 @@
 //! call sequence around each call.
 
 use crate::backend::{InputTooLarge, Kernel};
-use crate::error::{CallError, one_line};
+use crate::error::{CallError, Renewal, one_line};
 use crate::options::PluginOptions;
 use crate::pre::PluginPre;
 use crate::runtime::Runtime;
 use crate::state::HostState;
-use std::fmt;
 use std::sync::Arc;
 use wasmtime::Result;
 use wasmtime::{Func, Instance, Store, Val};
@@ -16,6 +15,7 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 /// A loaded plugin: its instance, its kernel, and the store they share.
 ///
 /// A `Plugin` is `Send`: different threads may call different plugins at the same time.
+#[derive(Debug)]
 pub struct Plugin {
     store: Store<HostState>,
     instance: Instance,
@@ -24,16 +24,8 @@ pub struct Plugin {
     /// What the plugin is instantiated from, to make it anew after a trap on the component
     /// backend.
     pre: Arc<PluginPre>,
-    /// Why the plugin cannot be called any more: making it anew after a trap failed.
-    broken: Option<String>,
-}
-
-impl fmt::Debug for Plugin {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Plugin")
-            .field("kernel", &self.kernel)
-            .finish()
-    }
+    /// Whether it can still be called after a trap.
+    renewal: Renewal,
 }
 
 impl Plugin {
@@ -56,7 +48,7 @@ impl Plugin {
             kernel,
             stdout,
             pre,
-            broken: None,
+            renewal: Renewal::default(),
         }
     }
 
@@ -84,22 +76,12 @@ impl Plugin {
     ///
     /// If making it anew fails, the call's error says so, and so does every later call.
     pub fn call(&mut self, name: &str, input: &[u8]) -> Result<Vec<u8>, CallError> {
-        if let Some(why) = &self.broken {
-            return Err(CallError::Trap(why.clone()));
-        }
-        let result = self.call_once(name, input);
-        match result {
-            Err(e) if e.is_trap() => match self.renew_after_trap() {
-                Ok(()) => Err(e),
-                Err(renew) => {
-                    let why = format!(
-                        "the plugin cannot be called again: making it anew after a trap failed: {}",
-                        one_line(&format!("{renew:#}"))
-                    );
-                    self.broken = Some(why.clone());
-                    Err(CallError::Trap(format!("{e}; {why}")))
-                }
-            },
+        self.renewal.check()?;
+        match self.call_once(name, input) {
+            Err(e) if e.is_trap() => {
+                let renewed = self.renew_after_trap();
+                Err(self.renewal.after_trap(e, renewed))
+            }
             other => other,
         }
     }

@@ -79,14 +79,21 @@ impl Services {
 }
 
 /// What a classic plugin's store holds for the host functions.
-#[expect(
-    missing_debug_implementations,
-    reason = "the WASI context is not Debug"
-)]
 pub struct HostState {
     pub(crate) kernel: Option<Kernel>,
     pub(crate) services: Services,
     pub(crate) wasi: Option<WasiP1Ctx>,
+}
+
+impl std::fmt::Debug for HostState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The WASI context is not Debug.
+        f.debug_struct("HostState")
+            .field("kernel", &self.kernel)
+            .field("services", &self.services)
+            .field("wasi", &self.wasi.is_some())
+            .finish()
+    }
 }
 
 impl HostState {

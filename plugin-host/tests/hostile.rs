@@ -58,14 +58,37 @@ fn opts(kernel: KernelKind) -> PluginOptions {
     }
 }
 
-/// A call's error, checking that it prints as one line.
+/// Runs `test` on a fresh instance of the hostile plugin `funcs` on each kernel form.
+fn on_each_kind(funcs: &str, mut test: impl FnMut(&mut Plugin, KernelKind)) {
+    let wasm = hostile(funcs);
+    for kind in KINDS {
+        test(&mut load(runtime(), &wasm, opts(kind)), kind);
+    }
+}
+
+/// A call's error, checking that it prints as one line (shown with `--nocapture`).
 fn call_error(p: &mut Plugin, kind: KernelKind, f: &str, input: &[u8]) -> CallError {
     let e = p
         .call(f, input)
         .expect_err(&format!("{kind}: `{f}` should fail"));
     let line = e.to_string();
     assert!(!line.contains('\n') && !line.is_empty(), "{kind}: {line:?}");
+    eprintln!("{kind}: {f}: {line}");
     e
+}
+
+/// Calling `f` traps with a message containing `want`, and the plugin still works after.
+fn traps_and_recovers(p: &mut Plugin, kind: KernelKind, f: &str, input: &[u8], want: &str) {
+    assert_trap(call_error(p, kind, f, input), kind, want);
+    still_ok(p, kind, f);
+}
+
+/// Asserts that `e` is a trap whose message contains `want`.
+fn assert_trap(e: CallError, kind: KernelKind, want: &str) {
+    match e {
+        CallError::Trap(msg) => assert!(msg.contains(want), "{kind}: {msg}"),
+        e => panic!("{kind}: expected a trap containing {want:?}, got {e:?}"),
+    }
 }
 
 fn call_ok(p: &mut Plugin, kind: KernelKind, f: &str, input: &[u8]) -> Vec<u8> {
@@ -125,11 +148,9 @@ const SCRIBBLE: &str = r#"
 
 #[test]
 fn a_plugin_storing_over_every_address_still_gets_its_output() {
-    let wasm = hostile(SCRIBBLE);
-    for kind in KINDS {
-        let mut p = load(runtime(), &wasm, opts(kind));
+    on_each_kind(SCRIBBLE, |p, kind| {
         for len in [100u64, 3000] {
-            let out = words(&call_ok(&mut p, kind, "scribble", &vec![7; len as usize]));
+            let out = words(&call_ok(p, kind, "scribble", &vec![7; len as usize]));
             let [length, word, out, input] = out[..] else {
                 panic!("{kind}: output of {} words", out.len());
             };
@@ -144,8 +165,8 @@ fn a_plugin_storing_over_every_address_still_gets_its_output() {
                 "{kind}: new block {out} overlaps the input {input}+{len}"
             );
         }
-        still_ok(&mut p, kind, "scribble");
-    }
+        still_ok(p, kind, "scribble");
+    });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -205,14 +226,12 @@ const BAD_RANGES: &str = r#"
 
 #[test]
 fn output_set_outside_the_heap_is_ignored() {
-    let wasm = hostile(BAD_RANGES);
-    for kind in KINDS {
-        let mut p = load(runtime(), &wasm, opts(kind));
+    on_each_kind(BAD_RANGES, |p, kind| {
         for f in ["output_low", "output_past_end", "output_to_u64_max"] {
             assert_eq!(p.call(f, b"input"), Ok(vec![]), "{kind}: `{f}`");
         }
-        still_ok(&mut p, kind, "bad output ranges");
-    }
+        still_ok(p, kind, "bad output ranges");
+    });
 }
 
 #[test]
@@ -221,9 +240,7 @@ fn output_over_a_block_the_allocator_reused_is_read_inside_kernel_memory() {
     // moves its own record table there. The core host reads the range straight from the
     // kernel's memory (inside it, so no harm, though the bytes are the allocator's); the
     // component refuses to hand out bytes it no longer lets plugins reach.
-    let wasm = hostile(BAD_RANGES);
-    for kind in KINDS {
-        let mut p = load(runtime(), &wasm, opts(kind));
+    on_each_kind(BAD_RANGES, |p, kind| {
         let got = p.call("output_freed_then_reused_by_the_allocator", b"");
         eprintln!(
             "{kind}: output over a reused block: {:?}",
@@ -236,8 +253,8 @@ fn output_over_a_block_the_allocator_reused_is_read_inside_kernel_memory() {
             }
             Err(e) => panic!("{kind}: {e:?}"),
         }
-        still_ok(&mut p, kind, "output over a reused block");
-    }
+        still_ok(p, kind, "output over a reused block");
+    });
 }
 
 #[test]
@@ -334,52 +351,40 @@ const BAD_HANDLES: &str = r#"
 
 #[test]
 fn double_frees_and_frees_of_non_handles_are_ignored() {
-    let wasm = hostile(BAD_HANDLES);
-    for kind in KINDS {
-        let mut p = load(runtime(), &wasm, opts(kind));
-        let out = words(&call_ok(&mut p, kind, "double_free", b"some input"));
+    on_each_kind(BAD_HANDLES, |p, kind| {
+        let out = words(&call_ok(p, kind, "double_free", b"some input"));
         let [a, b, input_length] = out[..] else {
             panic!("{kind}: {out:?}");
         };
         assert!(a != 0 && b != 0 && a.abs_diff(b) >= 32, "{kind}: {a} {b}");
         assert_eq!(input_length, 0, "{kind}: freeing the input empties it");
-        still_ok(&mut p, kind, "double_free");
-    }
+        still_ok(p, kind, "double_free");
+    });
 }
 
 #[test]
 fn reset_in_the_middle_of_a_call_forgets_the_input() {
-    let wasm = hostile(BAD_HANDLES);
-    for kind in KINDS {
-        let mut p = load(runtime(), &wasm, opts(kind));
+    on_each_kind(BAD_HANDLES, |p, kind| {
         // The stale range still holds the input's bytes: reset forgets blocks, it does not
         // clear memory.
         assert_eq!(
-            call_ok(&mut p, kind, "reset_mid_call", b"forgotten"),
+            call_ok(p, kind, "reset_mid_call", b"forgotten"),
             b"forgotten"
         );
-        still_ok(&mut p, kind, "reset_mid_call");
-    }
+        still_ok(p, kind, "reset_mid_call");
+    });
 }
 
 #[test]
 fn host_functions_given_non_handles_read_nothing() {
-    let wasm = hostile(BAD_HANDLES);
-    for kind in KINDS {
-        let mut p = load(runtime(), &wasm, opts(kind));
+    on_each_kind(BAD_HANDLES, |p, kind| {
         assert_eq!(
-            call_ok(&mut p, kind, "bad_host_args", b"input"),
+            call_ok(p, kind, "bad_host_args", b"input"),
             0u64.to_le_bytes(),
             "{kind}"
         );
-        let e = call_error(&mut p, kind, "bad_http_request", b"");
-        eprintln!("{kind}: bad_http_request: {e}");
-        match e {
-            CallError::Trap(msg) => assert!(msg.contains("request"), "{kind}: {msg}"),
-            e => panic!("{kind}: expected a trap, got {e:?}"),
-        }
-        still_ok(&mut p, kind, "bad host function arguments");
-    }
+        traps_and_recovers(p, kind, "bad_http_request", b"", "request");
+    });
 }
 
 /// Regression (hardening round 2, "keys that are not keys"): a `config_get` / `var_get` /
@@ -388,9 +393,7 @@ fn host_functions_given_non_handles_read_nothing() {
 /// the plugin stays usable.
 #[test]
 fn keys_that_are_not_live_blocks_fail_the_call() {
-    let wasm = hostile(BAD_HANDLES);
-    for kind in KINDS {
-        let mut p = load(runtime(), &wasm, opts(kind));
+    on_each_kind(BAD_HANDLES, |p, kind| {
         for (function, want) in [
             ("config_key_minus_one", "config_get: the key"),
             (
@@ -408,13 +411,9 @@ fn keys_that_are_not_live_blocks_fail_the_call() {
                 "var_set: the key is not valid UTF-8",
             ),
         ] {
-            match call_error(&mut p, kind, function, b"") {
-                CallError::Trap(msg) => assert!(msg.contains(want), "{kind} {function}: {msg}"),
-                e => panic!("{kind} {function}: expected a trap, got {e:?}"),
-            }
-            still_ok(&mut p, kind, function);
+            traps_and_recovers(p, kind, function, b"", want);
         }
-    }
+    });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -498,9 +497,7 @@ fn a_host_call_into_a_full_kernel_is_out_of_memory() {
         };
         options.config.insert("k".into(), "v".repeat(200_000));
         let mut p = load(runtime(), &wasm, options);
-        let e = call_error(&mut p, kind, "exhaust_then_config_get", b"");
-        eprintln!("{kind}: exhaust_then_config_get: {e}");
-        match e {
+        match call_error(&mut p, kind, "exhaust_then_config_get", b"") {
             CallError::OutOfMemory(msg) => {
                 assert!(
                     msg.contains("40 pages") && msg.contains("200000 bytes"),
@@ -596,19 +593,11 @@ fn a_plugin_looping_forever_in_kernel_calls_times_out() {
 
 #[test]
 fn a_plugin_recursing_through_kernel_calls_overflows_its_stack_cleanly() {
-    let wasm = hostile(SPIN);
-    for kind in KINDS {
-        let mut p = load(runtime(), &wasm, opts(kind));
+    on_each_kind(SPIN, |p, kind| {
         for _ in 0..3 {
-            let e = call_error(&mut p, kind, "dive", b"12345678");
-            eprintln!("{kind}: dive: {e}");
-            match e {
-                CallError::Trap(msg) => assert!(msg.contains("stack"), "{kind}: {msg}"),
-                e => panic!("{kind}: expected a stack overflow, got {e:?}"),
-            }
-            still_ok(&mut p, kind, "a stack overflow");
+            traps_and_recovers(p, kind, "dive", b"12345678", "stack");
         }
-    }
+    });
 }
 
 /// Regression: a trap inside a kernel function (fuel, timeout, stack overflow) skipped the

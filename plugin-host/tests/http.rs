@@ -4,7 +4,8 @@ use host_fixtures::loopback::{response, serve};
 use plugin_host::http::{AllowedHosts, HttpState, request};
 use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::net::TcpListener;
+use std::net::{TcpListener, TcpStream};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 const LIMIT: u64 = 1 << 20;
@@ -19,6 +20,41 @@ fn headers_of(state: &HttpState) -> HashMap<String, String> {
 
 fn err_text(r: anyhow::Result<Vec<u8>>) -> String {
     format!("{:#}", r.unwrap_err())
+}
+
+/// A loopback listener that accepts one connection and hands it to `serve` (read timeout
+/// 10 s) on its own thread: the port and the thread.
+fn accept_one(serve: impl FnOnce(TcpStream) + Send + 'static) -> (u16, JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        serve(stream);
+    });
+    (port, server)
+}
+
+/// A GET of `url` (allowed) that fails in transport: its error, which must say so, and the
+/// state it left.
+fn get_fails(url: &str, timeout: Option<Duration>) -> (String, HttpState) {
+    let json = format!(r#"{{"url":"{url}"}}"#);
+    let mut state = HttpState::default();
+    let e = err_text(request(
+        &mut state,
+        &local(),
+        json.as_bytes(),
+        None,
+        LIMIT,
+        timeout,
+    ));
+    assert!(
+        e.starts_with(&format!("HTTP request to {url} failed: ")),
+        "{e}"
+    );
+    (e, state)
 }
 
 #[test]
@@ -304,53 +340,20 @@ fn connection_refused_is_an_error() {
         l.local_addr().unwrap().port()
     };
     let url = format!("http://127.0.0.1:{port}/");
-    let json = format!(r#"{{"url":"{url}"}}"#);
-    let mut state = HttpState::default();
-    let e = err_text(request(
-        &mut state,
-        &local(),
-        json.as_bytes(),
-        None,
-        LIMIT,
-        None,
-    ));
-    assert!(
-        e.starts_with(&format!("HTTP request to {url} failed: ")),
-        "{e}"
-    );
+    let (e, state) = get_fails(&url, None);
     assert!(!e.contains('\n'), "{e}");
     assert_eq!(state.status, 0);
 }
 
 #[test]
 fn timeout_is_an_error() {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let server = std::thread::spawn(move || {
-        let (mut stream, _) = listener.accept().unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
+    let (port, server) = accept_one(move |mut stream| {
         // Never answer; wait for the client to give up and close.
         let mut sink = Vec::new();
         let _ = stream.read_to_end(&mut sink);
     });
     let url = format!("http://127.0.0.1:{port}/slow");
-    let json = format!(r#"{{"url":"{url}"}}"#);
-    let mut state = HttpState::default();
-    let timeout = Some(Duration::from_millis(300));
-    let e = err_text(request(
-        &mut state,
-        &local(),
-        json.as_bytes(),
-        None,
-        LIMIT,
-        timeout,
-    ));
-    assert!(
-        e.starts_with(&format!("HTTP request to {url} failed: ")),
-        "{e}"
-    );
+    let (e, _) = get_fails(&url, Some(Duration::from_millis(300)));
     assert!(e.contains("timeout"), "{e}");
     server.join().unwrap();
 }
@@ -358,13 +361,7 @@ fn timeout_is_an_error() {
 #[test]
 fn https_is_attempted_with_tls() {
     // A plain-HTTP server: the TLS handshake must be attempted and fail (no network).
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let server = std::thread::spawn(move || {
-        let (mut stream, _) = listener.accept().unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
+    let (port, server) = accept_one(move |mut stream| {
         let mut hello = [0; 5];
         stream.read_exact(&mut hello).unwrap();
         // A TLS handshake record starts with content type 22.
@@ -372,20 +369,7 @@ fn https_is_attempted_with_tls() {
         let _ = stream.write_all(&response("200 OK", "", b"plain"));
     });
     let url = format!("https://127.0.0.1:{port}/");
-    let json = format!(r#"{{"url":"{url}"}}"#);
-    let mut state = HttpState::default();
-    let e = err_text(request(
-        &mut state,
-        &local(),
-        json.as_bytes(),
-        None,
-        LIMIT,
-        None,
-    ));
-    assert!(
-        e.starts_with(&format!("HTTP request to {url} failed: ")),
-        "{e}"
-    );
+    get_fails(&url, None);
     // The server checks that it received a TLS record, not plain HTTP.
     server.join().unwrap();
 }

@@ -93,16 +93,7 @@ fn density(
     if pooling {
         cmd.arg("--pooling");
     }
-    let out = cmd
-        .output()
-        .with_context(|| format!("running {}", bin.display()))?;
-    ensure!(
-        out.status.success(),
-        "host-demo density failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value =
-        serde_json::from_slice(&out.stdout).context("parsing host-demo density's JSON")?;
+    let v = kernel_bench::run_json(&mut cmd, "host-demo density")?;
     let tp = |threads: u64| -> Result<f64> {
         v["throughput"]
             .as_array()

@@ -22,8 +22,6 @@
 #![no_std]
 
 extern crate alloc;
-#[cfg(not(target_arch = "wasm32"))]
-extern crate std;
 
 use alloc::string::String;
 use alloc::vec::Vec;

@@ -18,6 +18,10 @@
 //! [`trap`] exists, and it panics.
 #![no_std]
 
+// On the host (clippy, tests) the adapters are cdylibs too: std gives them a panic handler.
+#[cfg(not(target_arch = "wasm32"))]
+extern crate std;
+
 #[cfg(target_arch = "wasm32")]
 mod allocator;
 

@@ -59,6 +59,16 @@ impl std::fmt::Debug for Kernel {
     }
 }
 
+/// Calls the method of the same name on whichever form `$self` is, with the store first.
+macro_rules! on_form {
+    ($self:ident, $store:ident . $method:ident ( $($arg:expr),* )) => {
+        match $self {
+            Kernel::Core(k) => k.$method($store.as_context_mut(), $($arg),*),
+            Kernel::Component(k) => k.$method($store.as_context_mut(), $($arg),*),
+        }
+    };
+}
+
 /// Why the kernel could not take the call's input.
 #[derive(Debug)]
 pub struct InputTooLarge(pub usize);
@@ -71,35 +81,23 @@ impl Kernel {
         mut store: impl AsContextMut<Data = HostState>,
         input: &[u8],
     ) -> Result<Result<(), InputTooLarge>> {
-        match self {
-            Kernel::Core(k) => k.prepare_call(store.as_context_mut(), input),
-            Kernel::Component(k) => k.prepare_call(store.as_context_mut(), input),
-        }
+        on_form!(self, store.prepare_call(input))
     }
 
     /// The call's output bytes.
     pub fn output(&self, mut store: impl AsContextMut<Data = HostState>) -> Result<Vec<u8>> {
-        match self {
-            Kernel::Core(k) => k.output(store.as_context_mut()),
-            Kernel::Component(k) => k.output(store.as_context_mut()),
-        }
+        on_form!(self, store.output())
     }
 
     /// The call's error message, if the error block is set and not empty.
     pub fn error(&self, mut store: impl AsContextMut<Data = HostState>) -> Result<Option<String>> {
-        match self {
-            Kernel::Core(k) => k.error(store.as_context_mut()),
-            Kernel::Component(k) => k.error(store.as_context_mut()),
-        }
+        on_form!(self, store.error())
     }
 
     /// The length of the live block `h` (`0` for anything that is not a live handle), without
     /// reading it.
     pub fn length(&self, mut store: impl AsContextMut<Data = HostState>, h: u64) -> Result<u64> {
-        match self {
-            Kernel::Core(k) => k.length(store.as_context_mut(), h),
-            Kernel::Component(k) => k.length(store.as_context_mut(), h),
-        }
+        on_form!(self, store.length(h))
     }
 
     /// A copy of the live block `h` (empty for anything that is not a live handle).
@@ -108,10 +106,7 @@ impl Kernel {
         mut store: impl AsContextMut<Data = HostState>,
         h: u64,
     ) -> Result<Vec<u8>> {
-        match self {
-            Kernel::Core(k) => k.read_block(store.as_context_mut(), h),
-            Kernel::Component(k) => k.read_block(store.as_context_mut(), h),
-        }
+        on_form!(self, store.read_block(h))
     }
 
     /// A new block holding `data`: `0` for empty data; an error when the kernel is full.
@@ -120,17 +115,11 @@ impl Kernel {
         mut store: impl AsContextMut<Data = HostState>,
         data: &[u8],
     ) -> Result<u64> {
-        match self {
-            Kernel::Core(k) => k.alloc_bytes(store.as_context_mut(), data),
-            Kernel::Component(k) => k.alloc_bytes(store.as_context_mut(), data),
-        }
+        on_form!(self, store.alloc_bytes(data))
     }
 
     /// Frees a block (anything that is not a live handle is ignored).
     pub fn free(&self, mut store: impl AsContextMut<Data = HostState>, h: u64) -> Result<()> {
-        match self {
-            Kernel::Core(k) => k.free(store.as_context_mut(), h),
-            Kernel::Component(k) => k.free(store.as_context_mut(), h),
-        }
+        on_form!(self, store.free(h))
     }
 }
