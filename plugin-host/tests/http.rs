@@ -373,3 +373,21 @@ fn https_is_attempted_with_tls() {
     // The server checks that it received a TLS record, not plain HTTP.
     server.join().unwrap();
 }
+
+/// Review finding: the allow-list was checked against the URL's host, but a `Host` header
+/// from the plugin was forwarded as given, so a plugin allowed to reach one name on a shared
+/// address could address another virtual host there. The header sent is the URL's.
+#[test]
+fn a_plugin_set_host_header_is_replaced_by_the_urls_host() {
+    let (port, server) = serve(1, |_| response("200 OK", "", b"ok"));
+    let json = format!(
+        r#"{{"url":"http://127.0.0.1:{port}/","headers":{{"Host":"admin.internal","host":"x"}}}}"#
+    );
+    let mut state = HttpState::default();
+    request(&mut state, &local(), json.as_bytes(), None, LIMIT, None).unwrap();
+    let seen = server.join().unwrap();
+    assert_eq!(
+        seen[0].headers.get("host").map(String::as_str),
+        Some(format!("127.0.0.1:{port}").as_str())
+    );
+}
