@@ -708,7 +708,7 @@ impl<M: Memory> Heap<M> {
     }
 
     /// Whether `[p, p + w)` may be read and written by a plugin: inside the heap and clear of
-    /// the metadata block (with `bounds-checking`), or inside the memory (without).
+    /// the metadata block.
     pub fn accessible(&self, p: u64, w: u64) -> bool {
         self.accessible_inline(p, w)
     }
@@ -722,14 +722,10 @@ impl<M: Memory> Heap<M> {
         let Some(e) = p.checked_add(w) else {
             return false;
         };
-        if cfg!(feature = "bounds-checking") {
-            let meta = self.meta as u64;
-            let meta_end = meta + self.cap as u64 * META_PER_REC;
-            // An unready heap has `end == 0`: nothing is accessible.
-            p >= self.lo && e <= self.end && (e <= meta || p >= meta_end)
-        } else {
-            e <= self.mem.size()
-        }
+        let meta = self.meta as u64;
+        let meta_end = meta + self.cap as u64 * META_PER_REC;
+        // An unready heap has `end == 0`: nothing is accessible.
+        p >= self.lo && e <= self.end && (e <= meta || p >= meta_end)
     }
 
     /// The address of byte `p`, if `[p, p + w)` is [`accessible`](Self::accessible). The
@@ -805,6 +801,13 @@ impl<M: Memory> Heap<M> {
 
 #[cfg(any(test, feature = "check-invariants"))]
 impl<M: Memory> Heap<M> {
+    /// The bytes of the metadata block's records and hash index, which no load or store may
+    /// reach (empty before the first operation).
+    pub fn metadata(&self) -> core::ops::Range<u64> {
+        let meta = self.meta as u64;
+        meta..meta + self.cap as u64 * META_PER_REC
+    }
+
     /// All fields of record `i`, for the scanner.
     fn rec(&self, i: u32) -> Rec {
         let state = match self.state(i) {

@@ -43,8 +43,9 @@
 //!
 //! ## Features
 //!
-//! - `bounds-checking` (default): the checks above. Without it, loads and stores are only
-//!   kept inside the memory (so they still cannot trap), as upstream's unchecked build.
+//! None is on by default, and none turns the access checks above off: every build keeps the
+//! metadata block out of reach of loads and stores (four comparisons per access).
+//!
 //! - `exports`: the 20 raw `#[no_mangle]` Extism exports (only for wasm32, only for the core
 //!   module; see `exports.rs`).
 //! - `alloc`: [`VecMemory`]. `check-invariants`: the scanner outside tests.

@@ -296,6 +296,48 @@ fn metadata_cannot_be_overwritten_by_stores() {
 }
 
 #[test]
+fn metadata_is_out_of_reach_in_every_build() {
+    // A `bounds-checking` feature used to turn the metadata check off: stores then reached the
+    // records and hash slots, and a corrupted slot indexed outside the record table (undefined
+    // behaviour natively, from safe calls). Every build now refuses the whole block.
+    let mut k = kernel();
+    let hs: Vec<u64> = (0..100).map(|i| k.alloc(10 + i)).collect();
+    let meta = k.heap().metadata();
+    assert!(meta.start >= 16 * 1024 && meta.end <= k.heap().memory().size());
+    let snapshot = |k: &Kernel<VecMemory>| -> Vec<u8> {
+        let len = (meta.end - meta.start) as usize;
+        // SAFETY: the metadata block lies inside the memory (asserted above), so by `Memory`'s
+        // contract `len` bytes from its start are initialised; the shared borrow of the kernel
+        // keeps them unchanged while the slice is copied.
+        unsafe { std::slice::from_raw_parts(k.heap().memory().at(meta.start as usize), len) }
+            .to_vec()
+    };
+    let before = snapshot(&k);
+    for p in meta.start - 7..meta.end {
+        k.store_u8(p, 0xFF);
+        k.store_u64(p, u64::MAX);
+        assert!(!k.heap_mut().store(p, [0xEE; 8]), "store_u64 at {p}");
+        assert_eq!(k.load_u64(p), 0, "load_u64 at {p}");
+        if p >= meta.start {
+            assert_eq!(k.load_u8(p), 0, "load_u8 at {p}");
+            assert!(k.heap().bytes(p, 1).is_none(), "host view of {p}");
+        }
+        k.input_set(p, 8);
+        k.output_set(p, 8);
+        assert_eq!(
+            (k.input_length(), k.output_length()),
+            (0, 0),
+            "slots over {p}"
+        );
+    }
+    assert!(snapshot(&k) == before, "a store changed the metadata");
+    checked(&k);
+    for (i, &h) in hs.iter().enumerate() {
+        assert_eq!(k.length(h), 10 + i as u64);
+    }
+}
+
+#[test]
 fn reset_cost_is_independent_of_memory_ever_grown() {
     // Upstream's reset zeroed every byte ever used. Ours lays out a fixed-size table: the
     // same number of metadata bytes is written whatever the heap's size.
