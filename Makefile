@@ -19,9 +19,11 @@ build: setup
 demo: setup
 	$(CARGO) run -q -p host-demo --release -- demo
 
-# Native unit and property tests, the contract suite on both built forms, the plugin tests.
+# Native unit and property tests, the contract suite on both built forms, the plugin tests;
+# then kernel-core's wasm32-only doc examples (`HeapAllocator` takes linear memory only).
 test: setup
 	$(CARGO) test --workspace
+	$(CARGO) test --doc -p kernel-core --target wasm32-wasip1
 
 check: setup
 	$(CARGO) fmt --all --check
