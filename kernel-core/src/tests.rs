@@ -5,6 +5,7 @@
 use crate::testing::Rng;
 use crate::testing::{Action, Runner, SplitMix64, Value, VecRng};
 use crate::{Kernel, MAX_ALLOC, Memory, PAGE_SIZE, VecMemory};
+use core::cell::Cell;
 use proptest::prelude::*;
 use std::vec::Vec;
 
@@ -13,8 +14,102 @@ fn kernel() -> Kernel<VecMemory> {
     Kernel::new(VecMemory::new(1, 1024, 16 * 1024))
 }
 
-fn checked(k: &Kernel<VecMemory>) {
+fn checked<M: Memory>(k: &Kernel<M>) {
     k.heap().check_invariants().expect("invariants");
+}
+
+/// A memory that counts the heap's accesses to it: the heap reaches memory only through
+/// [`Memory::at`], once for each record whose fields it reads or writes, each hash slot, and
+/// each bulk operation (clearing the index, copying the record table), and never touches the
+/// bytes of a block. The count is the number of places an operation touches.
+///
+/// Made with [`unbacked`](Self::unbacked), it grows by pages that only `size()` knows about,
+/// so a test can grow a heap to a gigabyte without allocating one. That is honest only as long
+/// as the heap touches nothing but its metadata: `at` never hands out a pointer less than
+/// [`SLACK`](Self::SLACK) bytes before the end of the real buffer and panics instead, so a
+/// heap that wrote into a block, or a reset that cleared memory, would fail the test rather
+/// than reach memory that is not there.
+#[derive(Debug)]
+struct CountingMemory {
+    backing: VecMemory,
+    /// Bytes grown into without backing, above the buffer.
+    unbacked: u64,
+    /// The page limit of unbacked growth; `None`: growth is the buffer's.
+    unbacked_max_pages: Option<u64>,
+    touches: Cell<u64>,
+}
+
+impl CountingMemory {
+    /// What the heap may reach from a pointer of an unbacked memory: more than the initial
+    /// metadata block (the only one the tests of unbacked memories ever have), its largest
+    /// bulk operation.
+    const SLACK: u64 = PAGE_SIZE;
+
+    /// A counting [`VecMemory`].
+    fn backed(initial_pages: u64, max_pages: u64, heap_start: u64) -> Self {
+        CountingMemory {
+            backing: VecMemory::new(initial_pages, max_pages, heap_start),
+            unbacked: 0,
+            unbacked_max_pages: None,
+            touches: Cell::new(0),
+        }
+    }
+
+    /// `pages` of buffer, then growth without backing up to `max_pages`.
+    fn unbacked(pages: u64, max_pages: u64, heap_start: u64) -> Self {
+        CountingMemory {
+            backing: VecMemory::new(pages, pages, heap_start),
+            unbacked: 0,
+            unbacked_max_pages: Some(max_pages),
+            touches: Cell::new(0),
+        }
+    }
+
+    /// Calls to `at` so far.
+    fn touches(&self) -> u64 {
+        self.touches.get()
+    }
+}
+
+// SAFETY: backed, every method forwards to `VecMemory`, which keeps the contract. Unbacked,
+// `size()` also counts bytes without a buffer, so `at(off)` cannot promise `size() - off`
+// valid bytes: it promises `SLACK` of them, panicking rather than hand out any other
+// pointer, and the heap never reaches further than its metadata block's size from a pointer
+// `at` gave it (a record, a slot, or the index and the table in bulk), which the tests of
+// unbacked memories keep at the initial 1280 bytes, below `SLACK`. Unbacked growth changes no
+// byte of the buffer.
+unsafe impl Memory for CountingMemory {
+    fn heap_start(&self) -> u64 {
+        self.backing.heap_start()
+    }
+
+    fn size(&self) -> u64 {
+        self.backing.size() + self.unbacked
+    }
+
+    fn grow(&mut self, pages: u64) -> bool {
+        let Some(max_pages) = self.unbacked_max_pages else {
+            return self.backing.grow(pages);
+        };
+        match (self.size() / PAGE_SIZE).checked_add(pages) {
+            Some(total) if total <= max_pages => {
+                self.unbacked += pages * PAGE_SIZE;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn at(&self, off: usize) -> *mut u8 {
+        self.touches.set(self.touches.get() + 1);
+        if self.unbacked_max_pages.is_some() {
+            assert!(
+                off as u64 + Self::SLACK <= self.backing.size(),
+                "the heap touched byte {off}, beyond its metadata"
+            );
+        }
+        self.backing.at(off)
+    }
 }
 
 #[test]
@@ -190,23 +285,57 @@ fn bound_is_exclusive_at_memory_end() {
     checked(&k);
 }
 
-#[test]
-fn length_and_free_do_not_walk_blocks() {
-    // Exactness for values that are not handles, at a size where walking would be visible;
-    // the timing itself is measured by `make bench`, not here.
-    let mut k = Kernel::new(VecMemory::new(1, 4096, 0));
-    let hs: Vec<u64> = (0..20_000).map(|i| k.alloc(1 + i % 64)).collect();
+/// Mean memory touches (see [`CountingMemory`]) per call of `length` on each of `n` live
+/// blocks of 1 to 64 bytes, of `length` on a value near each (a handle or not), and of `free`
+/// on every other block; every answer is checked to be exact.
+fn length_and_free_touches(n: u64) -> [f64; 3] {
+    let mut k = Kernel::new(CountingMemory::backed(1, 1 << 14, 0));
+    let hs: Vec<u64> = (0..n).map(|i| k.alloc(1 + i % 64)).collect();
+    let mut sorted = hs.clone();
+    sorted.sort_unstable();
+    let touches = |k: &Kernel<CountingMemory>| k.heap().memory().touches();
+    let mut t = touches(&k);
+    let mut per_call = |k: &Kernel<CountingMemory>, calls: u64| {
+        let now = touches(k);
+        let mean = (now - t) as f64 / calls as f64;
+        t = now;
+        mean
+    };
     for (i, &h) in hs.iter().enumerate() {
         assert_eq!(k.length(h), 1 + i as u64 % 64);
-        assert_eq!(
-            k.length(h + 8 * (1 + i as u64 % 3)) == 0,
-            !hs.contains(&(h + 8 * (1 + i as u64 % 3)))
-        );
     }
+    let length = per_call(&k, n);
+    for (i, &h) in hs.iter().enumerate() {
+        let near = h + 8 * (1 + i as u64 % 3);
+        assert_eq!(k.length(near) == 0, sorted.binary_search(&near).is_err());
+    }
+    let near = per_call(&k, n);
     for &h in hs.iter().step_by(2) {
         k.free(h);
     }
+    let free = per_call(&k, n.div_ceil(2));
     checked(&k);
+    [length, near, free]
+}
+
+#[test]
+fn length_and_free_do_not_walk_blocks() {
+    // Upstream's `length` and `free` walk every block. Ours probe the hash index: the records
+    // and slots they touch do not grow with the number of blocks (a walk would touch 100
+    // times more at 100k blocks than at 1k). Only the index's fill, which varies between its
+    // doublings, moves the mean probe length a little. The timing itself is `make bench`'s.
+    let small = length_and_free_touches(1_000);
+    let large = length_and_free_touches(100_000);
+    for (what, s, l) in [
+        ("length of a handle", small[0], large[0]),
+        ("length near a handle", small[1], large[1]),
+        ("free", small[2], large[2]),
+    ] {
+        assert!(
+            l <= s + 1.0,
+            "{what}: {s:.2} touches a call at 1k blocks, {l:.2} at 100k"
+        );
+    }
 }
 
 #[test]
@@ -337,19 +466,44 @@ fn metadata_is_out_of_reach_in_every_build() {
     }
 }
 
-#[test]
-fn reset_cost_is_independent_of_memory_ever_grown() {
-    // Upstream's reset zeroed every byte ever used. Ours lays out a fixed-size table: the
-    // same number of metadata bytes is written whatever the heap's size.
-    let mut k = Kernel::new(VecMemory::new(1, 1 << 12, 0));
-    for _ in 0..2000 {
-        k.alloc(40_000);
-    }
+/// Memory touches (see [`CountingMemory`]) of one `reset`, which must keep the memory and
+/// leave only the metadata block.
+fn reset_touches(k: &mut Kernel<CountingMemory>) -> u64 {
     let grown = k.memory_bytes();
+    let before = k.heap().memory().touches();
     k.reset();
-    checked(&k);
+    let touches = k.heap().memory().touches() - before;
+    checked(k);
     assert_eq!(k.memory_bytes(), grown, "memory is kept, not returned");
     assert_eq!(k.heap().blocks_in_use(), 1, "only the metadata block");
+    touches
+}
+
+#[test]
+fn reset_cost_is_independent_of_memory_ever_grown() {
+    // Upstream's reset zeroed every byte ever used. Ours lays out a fixed-size table: it
+    // touches the same records and slots whatever the heap held or grew to.
+    let mut counts = Vec::new();
+    for n in [1_000, 100_000] {
+        let mut k = Kernel::new(CountingMemory::backed(1, 1 << 14, 0));
+        for i in 0..n {
+            assert_ne!(k.alloc(1 + i % 64), 0);
+        }
+        counts.push(reset_touches(&mut k));
+    }
+    // A gigabyte, without a gigabyte of buffer: the heap touches only its metadata, so pages
+    // it grows into need no backing (`CountingMemory` panics if the heap touched one).
+    let mut k = Kernel::new(CountingMemory::unbacked(2, 1 << 16, 1024));
+    for _ in 0..4 {
+        assert_ne!(k.alloc(256 << 20), 0);
+    }
+    assert!(k.memory_bytes() >= 1 << 30);
+    assert_eq!(k.heap().metadata().end - k.heap().metadata().start, 1280);
+    counts.push(reset_touches(&mut k));
+    assert!(
+        counts.iter().all(|&c| c == counts[0]),
+        "reset touches {counts:?} at 1k blocks, 100k blocks, 1 GiB"
+    );
 }
 
 // ----- upstream's bug history -------------------------------------------------------------
