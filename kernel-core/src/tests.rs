@@ -506,6 +506,44 @@ fn reset_cost_is_independent_of_memory_ever_grown() {
     );
 }
 
+#[test]
+fn record_table_grows_while_memory_is_free() {
+    // Growing the record table took a free block twice the table's size and freed the old
+    // table only after copying it, so near the memory limit `alloc(8)` failed with up to
+    // twice the table's size still free (and memory held three times the table at the
+    // copy): at one page, after 506 blocks, with 40 976 bytes free beside a 20 480-byte
+    // table. Now the old table's bytes and the free space beside it count towards the new
+    // table, and a table at the top doubles by growing memory by what it lacks, so
+    // `alloc(8)` fails only when fewer bytes are left, free or not yet grown into, than the
+    // doubled table adds (or than the 8 bytes).
+    for pages in 1..=48 {
+        let mut k = Kernel::new(VecMemory::new(1, pages, 0));
+        let mut hs = Vec::new();
+        loop {
+            match k.alloc(8) {
+                0 => break,
+                h => hs.push(h),
+            }
+        }
+        checked(&k);
+        let table = k.heap().metadata().end - k.heap().metadata().start;
+        let free = k.heap().free_bytes();
+        let ungrown = pages * PAGE_SIZE - k.heap().memory().size();
+        assert!(
+            free + ungrown < table + 8,
+            "{pages} pages: alloc(8) failed after {} blocks with {free} bytes free and \
+             {ungrown} to grow into, beside a table of {table}",
+            hs.len()
+        );
+        // The table that could not grow is intact: freeing blocks makes room again.
+        for h in hs.drain(hs.len() - 8..) {
+            k.free(h);
+        }
+        assert_ne!(k.alloc(8), 0, "{pages} pages: alloc(8) after frees");
+        checked(&k);
+    }
+}
+
 // ----- upstream's bug history -------------------------------------------------------------
 
 #[test]
