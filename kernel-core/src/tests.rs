@@ -3,10 +3,11 @@
 //! by a seed and by proptest, with the invariant scanner after every operation.
 
 use crate::testing::Rng;
-use crate::testing::{Action, Runner, SplitMix64, Value, VecRng};
+use crate::testing::{Action, Driver, Runner, SplitMix64, Value, VecRng};
 use crate::{Kernel, MAX_ALLOC, Memory, PAGE_SIZE, VecMemory};
 use core::cell::Cell;
 use proptest::prelude::*;
+use std::string::String;
 use std::vec::Vec;
 
 /// A kernel like the core module's: one page, the heap above 16 KiB of "data and stack".
@@ -695,6 +696,125 @@ fn hostile_values_never_break_the_heap() {
         ] {
             r.step(&mut k, a).unwrap();
         }
+    }
+}
+
+/// A kernel whose loads read any byte inside the memory, as upstream's unchecked loads do,
+/// while its stores keep to the accessible heap: the allocator's metadata leaks to reads.
+struct LeakyLoads(Kernel<VecMemory>);
+
+impl LeakyLoads {
+    fn raw(&self, p: u64, w: u64) -> u64 {
+        let mem = self.0.heap().memory();
+        if p.checked_add(w).is_none_or(|e| e > mem.size()) {
+            return 0;
+        }
+        let mut word = [0u8; 8];
+        // SAFETY: `[p, p + w)` lies inside the memory, and by `Memory`'s contract `at(p)`
+        // points to `size() - p` initialised bytes; the shared borrow keeps them unchanged.
+        let bytes = unsafe { std::slice::from_raw_parts(mem.at(p as usize), w as usize) };
+        word[..w as usize].copy_from_slice(bytes);
+        u64::from_le_bytes(word)
+    }
+}
+
+impl Driver for LeakyLoads {
+    fn alloc(&mut self, n: u64) -> u64 {
+        self.0.alloc(n)
+    }
+    fn free(&mut self, h: u64) {
+        self.0.free(h)
+    }
+    fn length(&mut self, h: u64) -> u64 {
+        self.0.length(h)
+    }
+    fn length_unsafe(&mut self, h: u64) -> u64 {
+        self.0.length_unsafe(h)
+    }
+    fn load_u8(&mut self, p: u64) -> u8 {
+        self.raw(p, 1) as u8
+    }
+    fn load_u64(&mut self, p: u64) -> u64 {
+        self.raw(p, 8)
+    }
+    fn store_u8(&mut self, p: u64, x: u8) {
+        self.0.store_u8(p, x)
+    }
+    fn store_u64(&mut self, p: u64, x: u64) {
+        self.0.store_u64(p, x)
+    }
+    fn input_load_u8(&mut self, offset: u64) -> u8 {
+        self.0.input_load_u8(offset)
+    }
+    fn input_load_u64(&mut self, offset: u64) -> u64 {
+        self.0.input_load_u64(offset)
+    }
+    fn input_set(&mut self, h: u64, len: u64) {
+        self.0.input_set(h, len)
+    }
+    fn output_set(&mut self, p: u64, len: u64) {
+        self.0.output_set(p, len)
+    }
+    fn input_length(&mut self) -> u64 {
+        self.0.input_length()
+    }
+    fn input_offset(&mut self) -> u64 {
+        self.0.input_offset()
+    }
+    fn output_length(&mut self) -> u64 {
+        self.0.output_length()
+    }
+    fn output_offset(&mut self) -> u64 {
+        self.0.output_offset()
+    }
+    fn reset(&mut self) {
+        self.0.reset()
+    }
+    fn error_set(&mut self, h: u64) {
+        self.0.error_set(h)
+    }
+    fn error_get(&mut self) -> u64 {
+        self.0.error_get()
+    }
+    fn memory_bytes(&mut self) -> u64 {
+        self.0.memory_bytes()
+    }
+    fn read(&mut self, h: u64, len: u64) -> Vec<u8> {
+        Driver::read(&mut self.0, h, len)
+    }
+    fn write(&mut self, h: u64, data: &[u8]) {
+        Driver::write(&mut self.0, h, data)
+    }
+    fn memory_size(&mut self) -> u64 {
+        Driver::memory_size(&mut self.0)
+    }
+    fn check(&mut self) -> Result<(), String> {
+        Driver::check(&mut self.0)
+    }
+}
+
+#[test]
+fn shadow_model_catches_reads_of_the_metadata() {
+    // The model checked loads outside live blocks only past the memory's end, so a kernel
+    // that let plugins read its records and hash index passed every test.
+    let leaky = || LeakyLoads(Kernel::new(VecMemory::new(1, 64, 16 * 1024)));
+    let mut d = leaky();
+    let mut r = Runner::default();
+    r.step(&mut d, Action::Alloc(10, 1)).unwrap();
+    let e = r.step(&mut d, Action::LoadMetadata(0)).unwrap_err();
+    assert!(e.contains("may not write"), "{e}");
+    // The shared generator finds it too, on every seed (it draws `LoadMetadata` and loads
+    // near blocks and the memory's end); the honest kernel passes the same actions.
+    for seed in 0..8 {
+        let mut r = Runner::default();
+        let e = r
+            .run(&mut leaky(), &mut SplitMix64(seed), 2000)
+            .unwrap_err();
+        assert!(e.contains("may not write"), "seed {seed}: {e}");
+        let mut k = Kernel::new(VecMemory::new(1, 64, 16 * 1024));
+        Runner::default()
+            .run(&mut k, &mut SplitMix64(seed), 2000)
+            .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
     }
 }
 
