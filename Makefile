@@ -42,7 +42,7 @@ bench: setup
 # The allocator's core logic under miri (nightly; slow, so not part of `make test`).
 miri:
 	rustup component add --toolchain nightly miri rust-src
-	MIRIFLAGS=-Zmiri-strict-provenance $(CARGO) +nightly miri test -p kernel-core --lib -- --skip churn --skip seeded --skip proptest --skip length_and_free --skip metadata_growth --skip reset_cost --skip metadata_cannot --skip record_table
+	MIRIFLAGS=-Zmiri-strict-provenance $(CARGO) +nightly miri test -p kernel-core --lib -- --skip churn --skip seeded --skip proptest --skip length_and_free --skip metadata_growth --skip reset_cost --skip metadata_cannot --skip record_table --skip metadata_is_out --skip shadow_model
 
 # The kernel under libFuzzer (fuzz/, its own workspace): fuzzer bytes drive the shared action
 # generator against a native kernel, with the shadow model and the invariant scanner after
