@@ -12,5 +12,9 @@
 use crate::memory::KernelMemory;
 use kernel_core::{HeapAllocator, WasmMemory};
 
+// SAFETY: `KernelMemory::Linear` forwards every method to `WasmMemory`, and this value never
+// changes variant (see `memory.rs`: nothing ever assigns a `KernelMemory` after building it),
+// so the allocator's memory behaves exactly as `WasmMemory` for the module's whole life.
 #[global_allocator]
-static GLOBAL: HeapAllocator<KernelMemory> = HeapAllocator::new(KernelMemory::Linear(WasmMemory));
+static GLOBAL: HeapAllocator<KernelMemory> =
+    unsafe { HeapAllocator::over_linear_memory(KernelMemory::Linear(WasmMemory)) };

@@ -1,7 +1,7 @@
 //! The allocator: two-level segregated fit (TLSF) over block records kept out of band.
 //!
 //! Every block, free or in use, has a 32-byte record (eight `u32` fields, [`F`]) in a table. The table and a hash
-//! index of the blocks in use live together in one *metadata block* inside the heap, which the
+//! index of the live blocks live together in one *metadata block* inside the heap, which the
 //! bounds check of loads and stores excludes, so nothing a plugin stores can reach them. The
 //! rest of the heap holds nothing but block bytes: blocks sit back to back with no headers.
 //!
@@ -9,7 +9,8 @@
 //!   are probed, then the two bitmaps find the first non-empty class whose every block fits
 //!   (TLSF "good fit"). The block is split when the excess is at least [`MIN_SPLIT`] bytes.
 //!   When nothing fits, memory grows by exactly the pages still missing after the free block
-//!   at the top of the heap, if there is one.
+//!   at the top of the heap, if there is one (by the table's size at least when the table is
+//!   the top: see below).
 //! - `free`, `length`: O(1) expected: one hash probe sequence, keyed by the block's start,
 //!   confirmed against the record, so any value that is not a live handle gives `None`.
 //!   Freed blocks merge with free neighbours at once (the records link physical neighbours)
@@ -18,8 +19,25 @@
 //!   initial capacity and the rest of the heap becomes one free block, exactly as on a fresh
 //!   heap, so the first allocation after `reset` is the first allocation of a fresh kernel.
 //!
+//! ## The record table
+//!
 //! The table doubles when fewer than [`RESERVE`] records are spare at the start of `alloc`;
-//! records are addressed by index, so moving the table changes no link.
+//! records are addressed by index, so moving the table changes no link. Doubling needs no
+//! free block twice the table's size besides the table: the table's block is freed first,
+//! merging with the free space beside it, and the doubled table is carved from the *end* of
+//! the first free block that then fits, memory growing by the pages still missing if none
+//! does; the records are copied after the carve, overlapping if need be. So the table's own
+//! bytes and its free neighbours count towards its next size, and at its peak the metadata
+//! takes the doubled table, not three times the table. Allocations split free blocks from
+//! their start, so the free space left below the table stays beside it; and when the table
+//! is the top of the heap and a block needs memory, the table moves up to the new end of
+//! memory, by its own size at least if memory can grow so far, rather than let the block sit
+//! above it. Either way the table keeps free space or the memory's end beside it to double
+//! into: while a heap fills up to a memory limit, `alloc` fails only when fewer bytes are
+//! left, free or still to grow into, than the doubled table adds (or than the block needs).
+//! A doubling or a move costs O(table) and comes with as many records gained or bytes
+//! allocated or grown: amortised O(1). When memory cannot hold the doubled table, `alloc`
+//! returns 0 and the table stays where it was.
 
 use crate::memory::{MAX_MEMORY, Memory, PAGE_SIZE};
 use core::ptr::NonNull;
@@ -96,7 +114,7 @@ enum F {
 ///
 /// Type invariant: an `R` is made only by [`Heap::r`], for an index below the table's
 /// high-water mark, and is used before the heap next grows its memory or moves its table
-/// (which happen only inside `grow_for` and `reserve`, never while an `R` is held).
+/// (which happen only inside `grow_for` and `place_table`, never while an `R` is held).
 #[derive(Clone, Copy)]
 struct R(*mut [u32; 8]);
 
@@ -237,7 +255,6 @@ impl<M: Memory> Heap<M> {
         self.clear_index();
         let m = self.new_rec(lo, meta_bytes, State::Internal);
         self.meta_rec = m;
-        self.index_insert(m);
         self.link_after(NIL, m);
         if self.end > lo + meta_bytes {
             self.append_free(lo + meta_bytes, self.end - lo - meta_bytes);
@@ -523,7 +540,14 @@ impl<M: Memory> Heap<M> {
     }
 
     /// Grows memory by the pages a block of `size` bytes still needs at the top of the heap;
-    /// returns the free block at the top, now big enough, or [`NIL`] when memory cannot grow.
+    /// returns a free block of at least `size` bytes, or [`NIL`] when memory cannot grow.
+    /// Uses at most two new records.
+    ///
+    /// When the record table is the top of the heap, the table moves up instead, to the new
+    /// end of memory, and the block is found below it: a block allocated above the table
+    /// would keep it from doubling in place. The table moves by its own size at least when
+    /// memory can grow so far, so that every move comes with as many new bytes (which
+    /// `memory.grow` costs anyway): amortised O(1).
     fn grow_for(&mut self, size: u64) -> u32 {
         let top = self.last;
         let top_free = if self.state(top) == State::Free as u32 {
@@ -533,6 +557,13 @@ impl<M: Memory> Heap<M> {
         };
         if top_free >= size {
             return top;
+        }
+        if self.state(top) == State::Internal as u32 {
+            let table = self.cap as u64 * META_PER_REC;
+            return match self.place_table(self.cap, size.max(table)) {
+                NIL => self.place_table(self.cap, size),
+                i => i,
+            };
         }
         let pages = (size - top_free).div_ceil(PAGE_SIZE);
         let bytes = pages * PAGE_SIZE;
@@ -551,32 +582,62 @@ impl<M: Memory> Heap<M> {
         }
     }
 
-    /// Takes a block of `size` bytes (a multiple of [`ALIGN`]) out of the free space, growing
-    /// memory if needed, and indexes it; [`NIL`] when memory cannot grow. Uses at most two
-    /// new records.
-    fn take(&mut self, size: u64, state: State) -> u32 {
-        let mut i = self.find_free(size);
+    /// A free block of at least `size` bytes, growing memory if none exists; [`NIL`] when
+    /// memory cannot grow. Any `size` may be asked for: one that cannot fit finds no block and
+    /// grows no memory. Uses at most two new records.
+    fn fit(&mut self, size: u64) -> u32 {
+        match self.find_free(size) {
+            NIL => self.grow_for(size),
+            i => i,
+        }
+    }
+
+    /// Takes a live block of `size` bytes (a multiple of [`ALIGN`]) out of the free space,
+    /// growing memory if needed, and indexes it; [`NIL`] when memory cannot grow. Uses at
+    /// most two new records.
+    fn take(&mut self, size: u64) -> u32 {
+        let i = self.fit(size);
         if i == NIL {
-            i = self.grow_for(size);
-            if i == NIL {
-                return NIL;
-            }
+            return NIL;
         }
-        self.remove_free(i);
-        let excess = self.size(i) - size;
-        if excess >= MIN_SPLIT {
-            let rest = self.new_rec(self.start(i) + size, excess, State::Free);
-            self.link_after(i, rest);
-            self.put(i, F::Size, size as u32);
-            self.insert_free(rest);
-        }
-        self.put(i, F::State, state as u32);
+        let i = self.carve(i, self.start(i), size, State::Live);
         self.index_insert(i);
         i
     }
 
-    /// Returns a block in use to the free space, merging it with free neighbours.
-    fn release(&mut self, i: u32) {
+    /// Makes `[at, at + size)` of the free block `i` a block in `state` (not indexed) and
+    /// returns its record. The bytes before `at` stay free as a block of their own; those
+    /// after the range too when they are at least [`MIN_SPLIT`], else they go with it. Uses
+    /// a new record for each free part.
+    fn carve(&mut self, i: u32, at: u64, size: u64, state: State) -> u32 {
+        self.remove_free(i);
+        let mut i = i;
+        let front = at - self.start(i);
+        if front > 0 {
+            let rest = self.split(i, front);
+            self.insert_free(i);
+            i = rest;
+        }
+        if self.size(i) - size >= MIN_SPLIT {
+            let rest = self.split(i, size);
+            self.insert_free(rest);
+        }
+        self.put(i, F::State, state as u32);
+        i
+    }
+
+    /// Cuts block `i` after its first `size` bytes; returns the record of the rest, linked
+    /// after `i` and in no list.
+    fn split(&mut self, i: u32, size: u64) -> u32 {
+        let rest = self.new_rec(self.start(i) + size, self.size(i) - size, State::Free);
+        self.link_after(i, rest);
+        self.put(i, F::Size, size as u32);
+        rest
+    }
+
+    /// Returns a block in use to the free space, merging it with free neighbours; returns
+    /// the free block it is now part of.
+    fn release(&mut self, i: u32) -> u32 {
         let mut i = i;
         let prev = self.get(i, F::PrevPhys);
         if prev != NIL && self.state(prev) == State::Free as u32 {
@@ -590,6 +651,7 @@ impl<M: Memory> Heap<M> {
             self.absorb_next(i);
         }
         self.insert_free(i);
+        i
     }
 
     /// Merges block `i`'s physical successor into `i` and drops the successor's record.
@@ -613,46 +675,61 @@ impl<M: Memory> Heap<M> {
         if self.cap - self.in_use >= RESERVE {
             return true;
         }
-        let Some(cap) = self.cap.checked_mul(2) else {
-            return false;
-        };
+        match self.cap.checked_mul(2) {
+            Some(cap) => self.place_table(cap, 0) != NIL,
+            None => false,
+        }
+    }
+
+    /// Moves the record table, with room for `cap` records, to the end of a free block that
+    /// also holds `extra` bytes below it, and returns that block's record, which holds the
+    /// bytes below the table when `extra > 0`; [`NIL`], and the table stays, when memory
+    /// cannot grow enough. Uses at most two new records.
+    ///
+    /// The table's block is given back first, so that it merges with the free space beside
+    /// it, and the new table is carved from the end of the first free block that fits,
+    /// which may be that merged block, growing memory if none fits: the old table's bytes
+    /// count towards the new one, and a table at the top of the heap grows by growing memory
+    /// by only what it still lacks. Carved from the end, the table keeps the free space
+    /// below it beside it, which allocations use from its other end. The records stay
+    /// where they are until they are copied (nothing writes into free blocks); when nothing
+    /// fits, the old table's range is carved out again, as it was.
+    fn place_table(&mut self, cap: u32, extra: u64) -> u32 {
+        // No size check: `fit` finds nothing and grows nothing for a size that cannot fit.
         let bytes = cap as u64 * META_PER_REC;
-        if bytes > MAX_ALLOC {
-            return false;
+        let old = self.meta as u64;
+        let old_size = self.cap as u64 * META_PER_REC;
+        let merged = self.release(self.meta_rec);
+        let i = self.fit(bytes + extra);
+        if i == NIL {
+            // `fit` changed nothing: `merged` still holds the old table's range.
+            self.meta_rec = self.carve(merged, old, old_size, State::Internal);
+            return NIL;
         }
-        let new = self.take(bytes, State::Internal);
-        if new == NIL {
-            return false;
-        }
-        let old_rec = self.meta_rec;
-        let old_meta = self.meta;
-        let new_meta = self.start(new) as usize;
-        // SAFETY: both ranges lie in `[lo, end)` and belong to two different blocks in use
-        // (the old and the new metadata block), so they do not overlap.
+        let at = self.start(i) + self.size(i) - bytes;
+        let m = self.carve(i, at, bytes, State::Internal);
+        let new_meta = self.start(m) as usize;
+        // SAFETY: both ranges lie in `[lo, end)`, inside the memory; the old one still holds
+        // the records (since the release, only records were written, at their old place), the
+        // new one is the block just carved; `copy` allows them to overlap.
         unsafe {
-            core::ptr::copy_nonoverlapping(
-                self.mem.at(old_meta),
+            core::ptr::copy(
+                self.mem.at(old as usize),
                 self.mem.at(new_meta),
                 (self.high_water as u64 * REC_BYTES) as usize,
             );
         }
         self.meta = new_meta;
         self.cap = cap;
-        self.meta_rec = new;
+        self.meta_rec = m;
         self.clear_index();
         self.hashed = 0;
-        for i in 0..self.high_water {
-            if self.state(i) >= State::Live as u32 {
-                self.index_insert(i);
+        for j in 0..self.high_water {
+            if self.state(j) == State::Live as u32 {
+                self.index_insert(j);
             }
         }
-        // The old block is in use, so it is indexed; `release` files it with the free space.
-        let k = self.index_find(old_meta as u64);
-        if k != NO_SLOT {
-            self.index_remove(k);
-            self.release(old_rec);
-        }
-        true
+        i
     }
 
     // ----- the public operations ----------------------------------------------------------
@@ -663,7 +740,7 @@ impl<M: Memory> Heap<M> {
         if n == 0 || n > MAX_ALLOC || !self.ensure_ready() || !self.reserve() {
             return 0;
         }
-        match self.take(align_up(n), State::Live) {
+        match self.take(align_up(n)) {
             NIL => 0,
             i => {
                 self.put(i, F::Used, n as u32);
@@ -708,7 +785,7 @@ impl<M: Memory> Heap<M> {
     }
 
     /// Whether `[p, p + w)` may be read and written by a plugin: inside the heap and clear of
-    /// the metadata block (with `bounds-checking`), or inside the memory (without).
+    /// the metadata block.
     pub fn accessible(&self, p: u64, w: u64) -> bool {
         self.accessible_inline(p, w)
     }
@@ -722,14 +799,10 @@ impl<M: Memory> Heap<M> {
         let Some(e) = p.checked_add(w) else {
             return false;
         };
-        if cfg!(feature = "bounds-checking") {
-            let meta = self.meta as u64;
-            let meta_end = meta + self.cap as u64 * META_PER_REC;
-            // An unready heap has `end == 0`: nothing is accessible.
-            p >= self.lo && e <= self.end && (e <= meta || p >= meta_end)
-        } else {
-            e <= self.mem.size()
-        }
+        let meta = self.meta as u64;
+        let meta_end = meta + self.cap as u64 * META_PER_REC;
+        // An unready heap has `end == 0`: nothing is accessible.
+        p >= self.lo && e <= self.end && (e <= meta || p >= meta_end)
     }
 
     /// The address of byte `p`, if `[p, p + w)` is [`accessible`](Self::accessible). The
@@ -799,12 +872,31 @@ impl<M: Memory> Heap<M> {
 
     /// Number of live blocks plus the heap's own (the metadata block).
     pub fn blocks_in_use(&self) -> u32 {
-        self.hashed
+        self.hashed + self.ready as u32
     }
 }
 
 #[cfg(any(test, feature = "check-invariants"))]
 impl<M: Memory> Heap<M> {
+    /// The bytes of the metadata block's records and hash index, which no load or store may
+    /// reach (empty before the first operation).
+    pub fn metadata(&self) -> core::ops::Range<u64> {
+        let meta = self.meta as u64;
+        meta..meta + self.cap as u64 * META_PER_REC
+    }
+
+    /// Bytes in free blocks.
+    pub fn free_bytes(&self) -> u64 {
+        let (mut i, mut free) = (if self.ready { self.first } else { NIL }, 0);
+        while i != NIL {
+            if self.state(i) == State::Free as u32 {
+                free += self.size(i);
+            }
+            i = self.get(i, F::NextPhys);
+        }
+        free
+    }
+
     /// All fields of record `i`, for the scanner.
     fn rec(&self, i: u32) -> Rec {
         let state = match self.state(i) {
@@ -828,7 +920,7 @@ impl<M: Memory> Heap<M> {
     /// Walks every structure and returns the first broken invariant, if any: blocks tile
     /// `[lo, end)` in order with consistent links; no two free blocks touch; every free block
     /// is in the list of its class and every list holds only free blocks of that class; the
-    /// bitmaps agree with the lists; the index holds exactly the blocks in use, each where
+    /// bitmaps agree with the lists; the index holds exactly the live blocks, each where
     /// probing finds it; the metadata block is what the heap thinks it is; counts add up.
     pub fn check_invariants(&self) -> Result<(), &'static str> {
         if !self.ready {
@@ -870,18 +962,21 @@ impl<M: Memory> Heap<M> {
                         return Err("free block in the index");
                     }
                 }
-                State::Live | State::Internal => {
+                State::Internal => {
+                    if i != self.meta_rec || self.find(r.start as u64).is_some() {
+                        return Err("internal block other than the metadata, or indexed");
+                    }
+                }
+                State::Live => {
                     used += 1;
-                    if r.state == State::Live && (r.used == 0 || r.used > r.size) {
+                    if r.used == 0 || r.used > r.size {
                         return Err("live length out of range");
                     }
-                    if r.state == State::Live
-                        && r.size as u64 - align_up(r.used as u64) >= MIN_SPLIT
-                    {
+                    if r.size as u64 - align_up(r.used as u64) >= MIN_SPLIT {
                         return Err("live block keeps an excess it should have split");
                     }
                     if self.find(r.start as u64) != Some(i) {
-                        return Err("block in use missing from the index");
+                        return Err("live block missing from the index");
                     }
                 }
                 State::Unused => return Err("unused record in the chain"),

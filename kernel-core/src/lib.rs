@@ -15,11 +15,15 @@
 //!                 ^ records + hash index (not accessible to loads and stores)
 //! ```
 //!
+//! That is the layout after the first operation and after every `reset`; as the record table
+//! doubles it moves to the end of free space, usually the top of the heap (see `heap.rs`).
+//!
 //! Blocks carry no headers: their sizes, states and links live in 32-byte records in the
-//! metadata block, which also holds a hash index from block start to record. The heap's root
-//! (bitmaps, class-list heads, bounds) is a Rust static below `__heap_base`. Loads and stores
-//! are accepted only in `[heap start, memory end)` outside the metadata block (upper bound
-//! exclusive), so a plugin can write anywhere in the blocks but never into the allocator.
+//! metadata block, which also holds a hash index from a live block's start to its record.
+//! The heap's root (bitmaps, class-list heads, bounds) is a Rust static below
+//! `__heap_base`. Loads and stores are accepted only in `[heap start, memory end)` outside
+//! the metadata block (upper bound exclusive), so a plugin can write anywhere in the blocks
+//! but never into the allocator.
 //!
 //! ## Cost of each operation
 //!
@@ -29,7 +33,7 @@
 //! | `free`, `length`, `length_unsafe` | O(1) expected: one hash probe run, exact for any 64-bit value |
 //! | `reset` | O(1): the heap is laid out anew, as on a fresh start |
 //! | loads, stores, input loads | O(1): four comparisons |
-//! | metadata growth | O(blocks in use), at doublings of the record table (amortised O(1)) |
+//! | metadata growth | O(blocks in use), at doublings of the record table and when it moves up as memory grows (amortised O(1)) |
 //!
 //! ## On bad input
 //!
@@ -43,8 +47,9 @@
 //!
 //! ## Features
 //!
-//! - `bounds-checking` (default): the checks above. Without it, loads and stores are only
-//!   kept inside the memory (so they still cannot trap), as upstream's unchecked build.
+//! None is on by default, and none turns the access checks above off: every build keeps the
+//! metadata block out of reach of loads and stores (four comparisons per access).
+//!
 //! - `exports`: the 20 raw `#[no_mangle]` Extism exports (only for wasm32, only for the core
 //!   module; see `exports.rs`).
 //! - `alloc`: [`VecMemory`]. `check-invariants`: the scanner outside tests.

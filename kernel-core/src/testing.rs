@@ -6,7 +6,8 @@
 //! built core module, the component) and checks each answer against its [`Shadow`] model:
 //! every live block keeps its length and bytes unless an action wrote them, no two live
 //! blocks overlap, values that are not live handles are refused, nothing outside the heap is
-//! reachable, and the driver's own invariant check holds after every action.
+//! reachable, a load reads nothing a store could not change (so the allocator's metadata
+//! reads as 0), and the driver's own invariant check holds after every action.
 
 use crate::io::Kernel;
 use crate::memory::Memory;
@@ -163,6 +164,11 @@ pub enum Action {
     ErrorSet(Value),
     Reset,
     MemoryBytes,
+    /// Word and byte loads where the allocator's metadata may lie, chosen by the number: the
+    /// first 2 KiB of the heap (the metadata's place after every `reset`), the last 4 KiB of
+    /// memory (where the table goes as it doubles), just after or just before a live block.
+    /// Each must read 0 or bytes a store there could change (see [`Runner`]).
+    LoadMetadata(u64),
 }
 
 fn draw_size(r: &mut impl Rng) -> u64 {
@@ -206,8 +212,14 @@ fn draw_value(r: &mut impl Rng) -> Value {
 
 impl Action {
     /// Draws one action; allocation and frees dominate, every export appears.
+    ///
+    /// The stream's format is stable: each action takes the same values from it as it always
+    /// did. [`LoadMetadata`](Action::LoadMetadata), added later, takes none of its own: it is
+    /// half of the draws that were all [`MemoryBytes`](Action::MemoryBytes), told apart by
+    /// the rest of that draw's value.
     pub fn draw(r: &mut impl Rng) -> Action {
-        match r.below(100) {
+        let v = r.next_u64();
+        match v % 100 {
             0..=29 => Action::Alloc(draw_size(r), r.next_u64() as u8),
             30..=49 => Action::Free(draw_value(r)),
             50..=54 => Action::Length(draw_value(r)),
@@ -222,7 +234,8 @@ impl Action {
             88..=91 => Action::InputLoadU64(r.below(1 << 17)),
             92..=95 => Action::ErrorSet(draw_value(r)),
             96 => Action::Reset,
-            _ => Action::MemoryBytes,
+            _ if (v / 100).is_multiple_of(2) => Action::MemoryBytes,
+            _ => Action::LoadMetadata(v / 200),
         }
     }
 }
@@ -419,22 +432,25 @@ impl Runner {
             }
             Action::LoadU8(v) => {
                 let p = s.resolve(v, size);
-                let got = d.load_u8(p);
-                if let Some(want) = s.expect_bytes(p, 1) {
-                    ensure!(got == want[0], "load_u8({p}) = {got}, want {}", want[0]);
-                } else if p >= size {
-                    ensure!(got == 0, "load_u8({p}) past memory end = {got}");
-                }
+                self.check_load(d, p, 1, size)?;
             }
             Action::LoadU64(v) => {
                 let p = s.resolve(v, size);
-                let got = d.load_u64(p);
-                if let Some(want) = s.expect_bytes(p, 8) {
-                    let want = u64::from_le_bytes(want.try_into().expect("8 bytes"));
-                    ensure!(got == want, "load_u64({p}) = {got:#x}, want {want:#x}");
-                } else if p.checked_add(8).is_none_or(|e| e > size) {
-                    ensure!(got == 0, "load_u64({p}) past memory end = {got}");
-                }
+                self.check_load(d, p, 8, size)?;
+            }
+            Action::LoadMetadata(k) => {
+                let lo = size.saturating_sub(d.memory_bytes());
+                let i = k / 4;
+                let p = match k % 4 {
+                    0 => lo + 8 * (i % 256),
+                    1 => size.saturating_sub(8 * (1 + i % 512)),
+                    2 => s
+                        .pick_live(i)
+                        .map_or(lo, |(h, n)| (h + n).next_multiple_of(8)),
+                    _ => s.pick_live(i).map_or(lo, |(h, _)| h.saturating_sub(8)),
+                };
+                self.check_load(d, p, 8, size)?;
+                self.check_load(d, p + (i >> 9) % 8, 1, size)?;
             }
             Action::StoreU8(v, x) => {
                 let p = s.resolve(v, size);
@@ -558,6 +574,56 @@ impl Runner {
         if self.full_check_every > 0 && self.actions.is_multiple_of(self.full_check_every) {
             self.verify_all(d)?;
         }
+        Ok(())
+    }
+
+    /// Loads `w` (1 or 8) bytes at `p` and checks the answer. Where the model knows every
+    /// byte (they lie in live blocks) it is exact. Elsewhere the bytes are free memory, which
+    /// holds whatever was last written there, or memory no plugin may touch (outside the
+    /// heap, the allocator's metadata), which must read 0; so an answer other than 0 must be
+    /// of bytes a plugin could also write. A store of the complement there must then read
+    /// back, and the bytes are restored: a kernel that lets its metadata be read but not
+    /// written fails here.
+    fn check_load(&self, d: &mut impl Driver, p: u64, w: u64, size: u64) -> Result<(), String> {
+        let load = |d: &mut _, p| {
+            if w == 1 {
+                Driver::load_u8(d, p) as u64
+            } else {
+                Driver::load_u64(d, p)
+            }
+        };
+        let store = |d: &mut _, p, x: u64| {
+            if w == 1 {
+                Driver::store_u8(d, p, x as u8)
+            } else {
+                Driver::store_u64(d, p, x)
+            }
+        };
+        let name = if w == 1 { "load_u8" } else { "load_u64" };
+        let got = load(d, p);
+        if let Some(want) = self.shadow.expect_bytes(p, w) {
+            let mut word = [0u8; 8];
+            word[..w as usize].copy_from_slice(&want);
+            let want = u64::from_le_bytes(word);
+            ensure!(got == want, "{name}({p}) = {got:#x}, want {want:#x}");
+            return Ok(());
+        }
+        if got == 0 {
+            return Ok(());
+        }
+        ensure!(
+            p.checked_add(w).is_some_and(|e| e <= size),
+            "{name}({p}) past memory end = {got:#x}"
+        );
+        let flip = !got & (u64::MAX >> (64 - 8 * w));
+        store(d, p, flip);
+        let back = load(d, p);
+        store(d, p, got);
+        ensure!(
+            back == flip,
+            "{name}({p}) = {got:#x}, but a store of {flip:#x} there reads back {back:#x}: the \
+             kernel lets a plugin read memory it may not write (its metadata?)"
+        );
         Ok(())
     }
 
