@@ -6,9 +6,10 @@ use clap::{Parser, Subcommand, ValueEnum};
 use host_fixtures::samples::{self, host_reverse};
 use plugin_host::density::{self, DensityConfig};
 use plugin_host::host_fns::log::LOG_TARGET;
+use plugin_host::manifest::looks_like_manifest;
 use plugin_host::{
-    CallError, ComposedPlugin, KernelKind, Plugin, PluginOptions, PluginPre, Runtime,
-    RuntimeOptions,
+    AllowedPath, CallError, ComposedPlugin, KernelKind, Manifest, NamedModule, PluginOptions,
+    PluginPre, Runtime, RuntimeOptions,
 };
 use std::ffi::OsString;
 use std::io::{Read, Write};
@@ -80,11 +81,35 @@ pub enum LevelArg {
 /// `host-demo call PLUGIN FUNCTION`.
 #[derive(Debug, clap::Args)]
 pub struct CallArgs {
-    /// The plugin: a `.wasm` file, or `sample:NAME` for an embedded sample plugin (echo,
-    /// count_vowels, fail, alloc_churn, host_fn, http, wasi_print).
+    /// The plugin: a `.wasm` file, an Extism manifest (JSON or TOML), a composed component,
+    /// or `sample:NAME` for an embedded sample plugin (echo, count_vowels, fail,
+    /// alloc_churn, host_fn, http, wasi_print).
     pub plugin: String,
     /// The function to call.
     pub function: String,
+    /// PLUGIN is an Extism manifest (also recognised without this flag).
+    #[arg(short = 'm', long)]
+    pub manifest: bool,
+    /// Link another module under NAME (default: the file's stem); the plugin's imports from
+    /// NAME are its exports (repeatable).
+    #[arg(long = "link", value_name = "[NAME=]PATH")]
+    pub link: Vec<String>,
+    /// Config values as one JSON object of strings, merged under `--config`'s.
+    #[arg(long = "set-config", value_name = "JSON")]
+    pub set_config: Option<String>,
+    /// Let a WASI plugin open a host directory, at the guest path GUEST (default: the same
+    /// path); `ro:` makes it read-only (repeatable).
+    #[arg(long = "allow-path", value_name = "[ro:]HOST[:GUEST]")]
+    pub allow_path: Vec<String>,
+    /// Most bytes the plugin's vars may hold together (default 1 MiB).
+    #[arg(long, value_name = "BYTES")]
+    pub var_max: Option<u64>,
+    /// Largest HTTP response body the plugin may receive (default 64 MiB).
+    #[arg(long, value_name = "BYTES")]
+    pub http_response_max: Option<u64>,
+    /// Give the plugin the last HTTP response's headers (`http_headers`; off by default).
+    #[arg(long)]
+    pub enable_http_response_headers: bool,
     /// The input (bytes of this argument).
     #[arg(short, long, conflicts_with = "stdin")]
     pub input: Option<OsString>,
@@ -182,6 +207,40 @@ impl From<KernelArg> for KernelKind {
     }
 }
 
+/// `--set-config`: a JSON object of strings.
+fn parse_set_config(json: &str) -> Result<Vec<(String, String)>> {
+    let map: std::collections::BTreeMap<String, String> = serde_json::from_str(json)
+        .map_err(|e| wasmtime::format_err!("--set-config is not a JSON object of strings: {e}"))?;
+    Ok(map.into_iter().collect())
+}
+
+/// `--allow-path [ro:]HOST[:GUEST]`: as Extism's CLI reads it (the guest path is the host
+/// path when none is given).
+fn parse_allow_path(spec: &str) -> AllowedPath {
+    let (ro, rest) = match spec.strip_prefix("ro:") {
+        Some(r) => ("ro:", r),
+        None => ("", spec),
+    };
+    let (host, guest) = rest.split_once(':').unwrap_or((rest, rest));
+    AllowedPath::new(&format!("{ro}{host}"), guest)
+}
+
+/// `--link [NAME=]PATH`: the module, named NAME or after the file's stem.
+fn read_link(spec: &str) -> Result<NamedModule> {
+    let (name, path) = match spec.split_once('=') {
+        Some((n, p)) => (n.to_string(), p),
+        None => (
+            std::path::Path::new(spec)
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .with_context(|| format!("--link {spec}: no file name to name the module after"))?,
+            spec,
+        ),
+    };
+    let wasm = read_plugin(path).with_context(|| format!("--link {spec}"))?;
+    Ok(NamedModule { name, wasm })
+}
+
 fn parse_config(items: &[OsString]) -> Result<Vec<(String, String)>> {
     items
         .iter()
@@ -230,8 +289,17 @@ pub fn call(args: CallArgs) -> Result<i32> {
             .format_target(false)
             .try_init();
     }
-    let wasm = read_plugin(&args.plugin)?;
-    let composed = plugin_host::is_component(&wasm);
+    let bytes = read_plugin(&args.plugin)?;
+    // A manifest: with --manifest, or a text file that parses as one.
+    let manifest = if args.manifest {
+        Some(Manifest::parse(&bytes).with_context(|| format!("in {}", args.plugin))?)
+    } else if looks_like_manifest(&bytes) {
+        Manifest::parse(&bytes).ok()
+    } else {
+        None
+    };
+    let wasm = bytes;
+    let composed = manifest.is_none() && plugin_host::is_component(&wasm);
     if composed && (args.wasi || args.kernel_wasm.is_some()) {
         // A composed plugin (`host-demo componentize`) carries its own kernel.
         bail!(
@@ -246,24 +314,65 @@ pub fn call(args: CallArgs) -> Result<i32> {
         fuel: args.fuel.is_some(),
         ..RuntimeOptions::default()
     })?;
-    let options = PluginOptions {
+    let mut options = PluginOptions {
         kernel: args.kernel.into(),
         kernel_wasm: read_kernel(&args.kernel_wasm)?,
-        config: parse_config(&args.config)?.into_iter().collect(),
-        allowed_hosts: args.allow_host,
         wasi: args.wasi,
-        timeout: args.timeout.map(Duration::from_millis),
         fuel: args.fuel,
-        memory_max_pages: args.memory_max,
         log_level: args.log_level.map(Into::into),
         functions: vec![host_reverse()],
         ..PluginOptions::default()
     };
+    // The manifest's options first, then the flags over them, as `extism call` does.
+    let mut modules = match &manifest {
+        Some(m) => {
+            m.apply(&mut options)?;
+            m.modules()?
+        }
+        None => vec![NamedModule {
+            name: plugin_host::manifest::MAIN.to_string(),
+            wasm,
+        }],
+    };
+    let linked = args
+        .link
+        .iter()
+        .map(|l| read_link(l))
+        .collect::<Result<Vec<_>>>()?;
+    modules.splice(0..0, linked);
+    if let Some(json) = &args.set_config {
+        options.config.extend(parse_set_config(json)?);
+    }
+    options.config.extend(parse_config(&args.config)?);
+    options
+        .allowed_hosts
+        .extend(args.allow_host.iter().cloned());
+    options
+        .allowed_paths
+        .extend(args.allow_path.iter().map(|p| parse_allow_path(p)));
+    if let Some(ms) = args.timeout {
+        options.timeout = Some(Duration::from_millis(ms));
+    }
+    if let Some(p) = args.memory_max {
+        options.memory_max_pages = Some(p);
+    }
+    if let Some(b) = args.var_max {
+        options.var_limit_bytes = usize::try_from(b).unwrap_or(usize::MAX);
+    }
+    if let Some(b) = args.http_response_max {
+        options.http_max_response_bytes = b;
+    }
+    options.http_response_headers |= args.enable_http_response_headers;
     if composed {
+        let wasm = modules.pop().map(|m| m.wasm).unwrap_or_default();
+        if !modules.is_empty() {
+            bail!("a composed plugin carries its modules inside: drop --link");
+        }
         let mut plugin = ComposedPlugin::new(&runtime, &wasm, options)?;
         call_loop(args.loops, || plugin.call(&args.function, &input))
     } else {
-        let mut plugin = Plugin::new(&runtime, &wasm, options)?;
+        let pre = Arc::new(PluginPre::linked(&runtime, &modules, options)?);
+        let mut plugin = pre.instantiate()?;
         call_loop(args.loops, || plugin.call(&args.function, &input))
     }
 }

@@ -29,7 +29,7 @@ pub const CORE_STACK_BYTES: u32 = 8 * 1024;
 pub const COMPONENT_STACK_BYTES: u32 = 64 * 1024;
 
 /// The sample plugins: crate file stem and target.
-pub const PLUGINS: [(&str, &str); 7] = [
+pub const PLUGINS: [(&str, &str); 8] = [
     ("plugin_count_vowels", "wasm32-unknown-unknown"),
     ("plugin_echo", "wasm32-unknown-unknown"),
     ("plugin_fail", "wasm32-unknown-unknown"),
@@ -37,6 +37,7 @@ pub const PLUGINS: [(&str, &str); 7] = [
     ("plugin_host_fn", "wasm32-unknown-unknown"),
     ("plugin_http", "wasm32-unknown-unknown"),
     ("plugin_wasi_print", "wasm32-wasip1"),
+    ("plugin_wasi_files", "wasm32-wasip1"),
 ];
 
 /// The kernel's artifacts (what a host embeds), and where they were built.

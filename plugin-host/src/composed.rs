@@ -83,7 +83,7 @@ impl Host for ComposedState {
     }
 
     fn http_headers(&mut self) -> Result<Option<Vec<u8>>> {
-        Ok(self.services.http.headers.take())
+        Ok(self.services.http_headers())
     }
 
     fn user_call(&mut self, namespace: String, name: String, input: Vec<u8>) -> Result<Vec<u8>> {

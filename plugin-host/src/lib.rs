@@ -68,6 +68,8 @@
 //!   user functions); [`http`]: the HTTP client behind `http_request`.
 //! - [`componentize`]: an unmodified plugin composed with the kernel into one component;
 //!   [`composed`]: running such a component.
+//! - [`manifest`]: Extism manifests (JSON or TOML): wasm sources by path, data or URL with
+//!   their hashes, and the options they set.
 //! - [`density`]: many live instances of one plugin, measured.
 //! - [`artifacts`]: the kernel artifacts, embedded at build time.
 //!
@@ -83,6 +85,7 @@ pub mod host_fns;
 pub mod http;
 pub mod limits;
 mod link;
+pub mod manifest;
 pub mod options;
 pub mod plugin;
 pub mod pre;
@@ -94,7 +97,8 @@ pub use composed::ComposedPlugin;
 pub use error::CallError;
 pub use host_fns::{CurrentPlugin, HostFunction};
 pub use limits::Limits;
-pub use options::PluginOptions;
+pub use manifest::{Manifest, NamedModule};
+pub use options::{AllowedPath, PluginOptions};
 pub use plugin::Plugin;
 pub use pre::{PluginPre, is_component};
 pub use runtime::{Runtime, RuntimeOptions};

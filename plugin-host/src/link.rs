@@ -14,13 +14,22 @@ use wasmtime::{Result, bail};
 
 /// How the plugin's imports are answered.
 pub(crate) enum PluginLink {
-    /// Every import is store-independent (component backend).
+    /// Every import is store-independent (one module on the component backend).
     Pre(InstancePre<HostState>),
-    /// Per import, in the module's import order: a kernel export or a linker definition.
+    /// The modules in instantiation order (each after those it imports from; the main
+    /// module last), each with what answers its imports.
     Plan {
         linker: Linker<HostState>,
-        imports: Vec<Source>,
+        modules: Vec<PlannedModule>,
     },
+}
+
+/// One module of a plugin and, per import in the module's import order, what answers it.
+pub(crate) struct PlannedModule {
+    /// Its index among the plugin's modules (the main module's is the last).
+    pub(crate) index: usize,
+    pub(crate) module: Module,
+    pub(crate) imports: Vec<Source>,
 }
 
 /// What answers one plugin import on the core backend.
@@ -29,6 +38,8 @@ pub(crate) enum Source {
     Kernel(ModuleExport),
     /// A host function (or WASI) defined in the linker: module and name.
     Linker(String, String),
+    /// An export of another module of the plugin: that module's index, and the export.
+    Module(usize, ModuleExport),
 }
 
 /// The plugin's imports, sorted by what answers them.
@@ -39,11 +50,20 @@ pub(crate) struct Imports {
     pub(crate) wasi: bool,
 }
 
-pub(crate) fn classify_imports(module: &Module, options: &PluginOptions) -> Result<Imports> {
+/// Sorts `module`'s imports. Those from a module named in `linked` (the plugin's other
+/// modules) are left to the plan: Extism resolves them before the host functions.
+pub(crate) fn classify_imports(
+    module: &Module,
+    options: &PluginOptions,
+    linked: &[&str],
+) -> Result<Imports> {
     let mut kernel = Vec::new();
     let mut wasi = false;
     for import in module.imports() {
         let (m, name) = (import.module(), import.name());
+        if linked.contains(&m) {
+            continue;
+        }
         if options
             .functions
             .iter()
@@ -71,17 +91,70 @@ pub(crate) fn classify_imports(module: &Module, options: &PluginOptions) -> Resu
     Ok(Imports { kernel, wasi })
 }
 
-/// The plugin's import `name` must have the type of the kernel's export (checked once here,
-/// so that instantiation cannot fail on it later).
+/// An import `module::name` must have the type of the export that answers it (checked
+/// once here for functions, so that instantiation cannot fail on it later; memories, tables
+/// and globals of linked modules are checked when instantiated).
 pub(crate) fn check_import_type(
     import: &wasmtime::ExternType,
     export: &wasmtime::ExternType,
+    module: &str,
     name: &str,
+    what: &str,
 ) -> Result<()> {
+    use wasmtime::ExternType::Func;
     match (import, export) {
-        (wasmtime::ExternType::Func(i), wasmtime::ExternType::Func(e)) if e.matches(i) => Ok(()),
-        _ => bail!(
-            "the plugin imports `{ENV}::{name}` with the type {import:?}, but the kernel's is {export:?}"
+        (Func(i), Func(e)) if e.matches(i) => Ok(()),
+        (Func(_), _) | (_, Func(_)) => bail!(
+            "the plugin imports `{module}::{name}` with the type {import:?}, but {what}'s is {export:?}"
         ),
+        _ => Ok(()),
     }
+}
+
+/// The order to instantiate the modules in: each after the modules it imports from. `deps[i]`
+/// lists the modules module `i` imports from; an import cycle is an error naming it.
+pub(crate) fn instantiation_order(names: &[&str], deps: &[Vec<usize>]) -> Result<Vec<usize>> {
+    // 0: not seen, 1: on the current path, 2: done.
+    fn visit(
+        i: usize,
+        names: &[&str],
+        deps: &[Vec<usize>],
+        state: &mut [u8],
+        path: &mut Vec<usize>,
+        order: &mut Vec<usize>,
+    ) -> Result<()> {
+        match state[i] {
+            2 => return Ok(()),
+            1 => {
+                let start = path.iter().position(|&p| p == i).unwrap_or(0);
+                let cycle: Vec<&str> = path[start..]
+                    .iter()
+                    .chain([&i])
+                    .map(|&p| names[p])
+                    .collect();
+                bail!(
+                    "the plugin's modules import each other in a cycle: {}",
+                    cycle.join(" -> ")
+                );
+            }
+            _ => {}
+        }
+        state[i] = 1;
+        path.push(i);
+        for &d in &deps[i] {
+            visit(d, names, deps, state, path, order)?;
+        }
+        path.pop();
+        state[i] = 2;
+        order.push(i);
+        Ok(())
+    }
+    let mut state = vec![0u8; names.len()];
+    let mut order = Vec::with_capacity(names.len());
+    // The main module (the last) first, so that modules nothing reaches from it still come
+    // before it: visit every module, the main one last.
+    for i in 0..names.len() {
+        visit(i, names, deps, &mut state, &mut Vec::new(), &mut order)?;
+    }
+    Ok(order)
 }

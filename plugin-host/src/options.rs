@@ -4,8 +4,36 @@ use crate::backend::KernelKind;
 use crate::host_fns::HostFunction;
 use std::collections::BTreeMap;
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// A host directory a WASI plugin may open, under a guest path (a WASI preopen).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AllowedPath {
+    /// The directory on the host.
+    pub host: PathBuf,
+    /// Where the plugin sees it.
+    pub guest: String,
+    /// Only reads are allowed: a write through it fails inside the plugin.
+    pub read_only: bool,
+}
+
+impl AllowedPath {
+    /// Extism's spelling: the host path, read-only when it starts with `ro:`, and the guest
+    /// path.
+    pub fn new(host: &str, guest: impl Into<String>) -> Self {
+        let (host, read_only) = match host.strip_prefix("ro:") {
+            Some(h) => (h, true),
+            None => (host, false),
+        };
+        AllowedPath {
+            host: PathBuf::from(host),
+            guest: guest.into(),
+            read_only,
+        }
+    }
+}
 
 /// What a plugin may do and use.
 #[derive(Clone)]
@@ -34,6 +62,11 @@ pub struct PluginOptions {
     pub var_limit_bytes: usize,
     /// Largest HTTP response body a plugin may receive.
     pub http_max_response_bytes: u64,
+    /// Keep the last HTTP response's headers for `http_headers` (off by default, as in
+    /// Extism: the plugin then gets none).
+    pub http_response_headers: bool,
+    /// Host directories a WASI plugin may open.
+    pub allowed_paths: Vec<AllowedPath>,
     /// User host functions.
     pub functions: Vec<HostFunction>,
 }
@@ -53,6 +86,8 @@ impl Default for PluginOptions {
             log_level: None,
             var_limit_bytes: 1 << 20,
             http_max_response_bytes: 64 << 20,
+            http_response_headers: false,
+            allowed_paths: Vec::new(),
             functions: Vec::new(),
         }
     }
@@ -70,6 +105,8 @@ impl fmt::Debug for PluginOptions {
             .field("fuel", &self.fuel)
             .field("memory_max_pages", &self.memory_max_pages)
             .field("log_level", &self.log_level)
+            .field("allowed_paths", &self.allowed_paths)
+            .field("http_response_headers", &self.http_response_headers)
             .field("functions", &self.functions.len())
             .finish()
     }

@@ -3,6 +3,7 @@
 
 use crate::backend::{InputTooLarge, Kernel};
 use crate::error::{CallError, Renewal, one_line};
+use crate::manifest::Manifest;
 use crate::options::PluginOptions;
 use crate::pre::PluginPre;
 use crate::runtime::Runtime;
@@ -26,6 +27,8 @@ pub struct Plugin {
     pre: Arc<PluginPre>,
     /// Whether it can still be called after a trap.
     renewal: Renewal,
+    /// Whether the initialiser (`_initialize`) has run in this instance.
+    initialized: bool,
 }
 
 impl Plugin {
@@ -33,6 +36,18 @@ impl Plugin {
     /// instantiates it. To make many instances of one plugin, use [`PluginPre`] instead.
     pub fn new(runtime: &Runtime, wasm: &[u8], options: PluginOptions) -> Result<Plugin> {
         Arc::new(PluginPre::new(runtime, wasm, options)?).instantiate()
+    }
+
+    /// Loads the plugin an Extism manifest describes: its modules (linked by name, the main
+    /// one called) and its options applied over `options`.
+    pub fn from_manifest(
+        runtime: &Runtime,
+        manifest: &Manifest,
+        mut options: PluginOptions,
+    ) -> Result<Plugin> {
+        manifest.apply(&mut options)?;
+        let modules = manifest.modules()?;
+        Arc::new(PluginPre::linked(runtime, &modules, options)?).instantiate()
     }
 
     pub(crate) fn from_parts(
@@ -49,6 +64,7 @@ impl Plugin {
             stdout,
             pre,
             renewal: Renewal::default(),
+            initialized: false,
         }
     }
 
@@ -137,8 +153,9 @@ impl Plugin {
                 .map_err(|e| CallError::Trap(e.to_string()))?;
         }
         let code = self
-            .invoke(func, returns_code)
-            .map_err(|e| self.classify(e));
+            .run_init()
+            .and_then(|()| self.invoke(func, returns_code));
+        let code = code.map_err(|e| self.classify(e));
         self.unlimited_fuel();
         let code = code?;
         if code != 0 {
@@ -157,6 +174,25 @@ impl Plugin {
     fn unlimited_fuel(&mut self) {
         if self.pre.options().fuel.is_some() {
             let _ = self.store.set_fuel(u64::MAX);
+        }
+    }
+
+    /// Runs the plugin's initialiser once, inside the first call (its deadline and fuel).
+    fn run_init(&mut self) -> Result<()> {
+        if self.initialized {
+            return Ok(());
+        }
+        self.initialized = true;
+        let Some(index) = self.pre.init() else {
+            return Ok(());
+        };
+        match self
+            .instance
+            .get_module_export(&mut self.store, index)
+            .and_then(|e| e.into_func())
+        {
+            Some(f) => f.call(&mut self.store, &[], &mut []),
+            None => Ok(()),
         }
     }
 

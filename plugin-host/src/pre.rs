@@ -22,7 +22,10 @@ use crate::backend::core::CoreKernel;
 use crate::backend::{self, Kernel, KernelKind};
 use crate::error::{CallError, one_line};
 use crate::host_fns;
-use crate::link::{PluginLink, Source, check_import_type, classify_imports};
+use crate::link::{
+    PlannedModule, PluginLink, Source, check_import_type, classify_imports, instantiation_order,
+};
+use crate::manifest::{MAIN, NamedModule};
 use crate::options::PluginOptions;
 use crate::plugin::Plugin;
 use crate::runtime::{EpochTicker, Runtime};
@@ -36,18 +39,19 @@ use wasmtime::{
     Engine, Extern, Instance, InstancePre, Linker, Module, ModuleExport, Store, ValType,
 };
 use wasmtime::{Result, bail, format_err};
-use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
 /// A plugin compiled and linked, ready to be instantiated many times.
 pub struct PluginPre {
     engine: Engine,
-    module: Module,
     /// The plugin's function exports, by name, sorted once: whether each is an Extism
     /// function that returns a code (`Ok(true)`), returns nothing (`Ok(false)`), or is not
     /// one (`Err(its type)`).
     functions: HashMap<String, (ModuleExport, std::result::Result<bool, String>)>,
     options: PluginOptions,
+    /// `_initialize` (or `__wasm_call_ctors`), when the plugin exports one.
+    init: Option<ModuleExport>,
     fuel_counted: bool,
     kernel: KernelPre,
     link: PluginLink,
@@ -83,22 +87,95 @@ pub fn is_component(wasm: &[u8]) -> bool {
 impl PluginPre {
     /// Compiles `wasm` (an Extism plugin: a core module) and links it for `options`.
     pub fn new(runtime: &Runtime, wasm: &[u8], options: PluginOptions) -> Result<PluginPre> {
-        if is_component(wasm) {
-            bail!("the file is a component, not an Extism plugin (a core wasm module)");
-        }
-        if !wasm.starts_with(b"\0asm") {
-            bail!("the file is not a WebAssembly module (no `\\0asm` header)");
+        Self::build(runtime, &[(MAIN, wasm)], options)
+    }
+
+    /// Compiles a plugin made of several modules and links them with Extism's rules: each
+    /// module's imports are resolved by module name against the others' exports first, then
+    /// against the kernel, the host functions, user functions and WASI; the main module (the
+    /// last, see [`Manifest::modules`](crate::Manifest::modules)) is the one called. Every
+    /// module shares the plugin's one kernel. An import nothing provides, a name given twice
+    /// or an import cycle is an error naming it.
+    pub fn linked(
+        runtime: &Runtime,
+        modules: &[NamedModule],
+        options: PluginOptions,
+    ) -> Result<PluginPre> {
+        let modules: Vec<(&str, &[u8])> = modules
+            .iter()
+            .map(|m| (m.name.as_str(), m.wasm.as_slice()))
+            .collect();
+        Self::build(runtime, &modules, options)
+    }
+
+    fn build(
+        runtime: &Runtime,
+        wasm: &[(&str, &[u8])],
+        options: PluginOptions,
+    ) -> Result<PluginPre> {
+        let Some(main) = wasm.len().checked_sub(1) else {
+            bail!("a plugin needs at least one module");
+        };
+        let names: Vec<&str> = wasm.iter().map(|(n, _)| *n).collect();
+        for (i, n) in names.iter().enumerate() {
+            if names[..i].contains(n) {
+                bail!("the module name `{n}` is linked twice");
+            }
         }
         let engine = runtime.engine();
-        let module = Module::new(engine, wasm).map_err(|e| {
-            format_err!(
-                "the plugin is not a valid WebAssembly module: {}",
-                one_line(&format!("{e:#}"))
-            )
-        })?;
-        let imports = classify_imports(&module, &options)?;
+        // One module: the messages name "the file"/"the plugin"; several: each module.
+        let modules = wasm
+            .iter()
+            .map(|(name, bytes)| {
+                let m = compile_module(runtime, bytes);
+                if wasm.len() > 1 {
+                    m.with_context(|| format!("in the module `{name}`"))
+                } else {
+                    m
+                }
+            })
+            .collect::<Result<Vec<Module>>>()?;
+        let mut kernel_imports: Vec<String> = Vec::new();
+        let mut wasi = false;
+        let mut deps = Vec::with_capacity(modules.len());
+        for (i, module) in modules.iter().enumerate() {
+            let others: Vec<&str> = names
+                .iter()
+                .enumerate()
+                .filter(|&(j, _)| j != i)
+                .map(|(_, n)| *n)
+                .collect();
+            let imports = classify_imports(module, &options, &others)?;
+            wasi |= imports.wasi;
+            for k in imports.kernel {
+                if !kernel_imports.contains(&k) {
+                    kernel_imports.push(k);
+                }
+            }
+            let mut d: Vec<usize> = module
+                .imports()
+                .filter_map(|im| {
+                    names
+                        .iter()
+                        .position(|n| *n == im.module())
+                        .filter(|&j| j != i)
+                })
+                .collect();
+            d.dedup();
+            deps.push(d);
+        }
+        let order = instantiation_order(&names, &deps)?;
+        let module = modules[main].clone();
         if options.fuel.is_some() && !runtime.options().fuel {
             bail!("a fuel limit needs a runtime that counts fuel");
+        }
+        for p in &options.allowed_paths {
+            if !p.host.is_dir() {
+                bail!(
+                    "the allowed path {} is not a directory that exists",
+                    p.host.display()
+                );
+            }
         }
         if options.kernel_wasm.is_some() && options.kernel == KernelKind::Component {
             bail!("a kernel given by path runs on the core backend only");
@@ -110,7 +187,7 @@ impl PluginPre {
         for f in &options.functions {
             f.define(&mut linker)?;
         }
-        if imports.wasi {
+        if wasi {
             wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |s: &mut HostState| {
                 s.wasi
                     .as_mut()
@@ -118,7 +195,7 @@ impl PluginPre {
             })?;
         }
 
-        let (kernel, link) = match options.kernel {
+        let (kernel, kernel_module) = match options.kernel {
             KernelKind::Core => {
                 let kernel_module = match &options.kernel_wasm {
                     Some(w) => runtime.compile_kernel(w)?,
@@ -127,28 +204,7 @@ impl PluginPre {
                 let pre = Linker::new(engine)
                     .instantiate_pre(&kernel_module)
                     .context("the kernel module imports something")?;
-                let mut plan = Vec::new();
-                for import in module.imports() {
-                    let (m, name) = (import.module(), import.name());
-                    let from_kernel = m == ENV && imports.kernel.iter().any(|k| k == name);
-                    plan.push(if from_kernel {
-                        let export = kernel_module
-                            .get_export_index(name)
-                            .with_context(|| format!("the kernel does not export `{name}`"))?;
-                        let ty = kernel_module.get_export(name).expect("the export exists");
-                        check_import_type(&import.ty(), &ty, name)?;
-                        Source::Kernel(export)
-                    } else {
-                        Source::Linker(m.to_string(), name.to_string())
-                    });
-                }
-                (
-                    KernelPre::Core(pre),
-                    PluginLink::Plan {
-                        linker,
-                        imports: plan,
-                    },
-                )
+                (KernelPre::Core(pre), Some(kernel_module))
             }
             KernelKind::Component => {
                 let component_linker = wasmtime::component::Linker::new(engine);
@@ -156,11 +212,57 @@ impl PluginPre {
                     .instantiate_pre(runtime.component_kernel())
                     .context("the kernel component imports something")?;
                 let pre = bindings::KernelPre::new(pre)?;
-                backend::component::link(&mut linker, &imports.kernel)?;
-                let plugin = linker
-                    .instantiate_pre(&module)
-                    .context("linking the plugin")?;
-                (KernelPre::Component(Box::new(pre)), PluginLink::Pre(plugin))
+                backend::component::link(&mut linker, &kernel_imports)?;
+                (KernelPre::Component(Box::new(pre)), None)
+            }
+        };
+        let link = if kernel_module.is_none() && modules.len() == 1 {
+            // Every import is a host function: the whole link is closed over once.
+            let plugin = linker
+                .instantiate_pre(&module)
+                .context("linking the plugin")?;
+            PluginLink::Pre(plugin)
+        } else {
+            let mut planned = Vec::with_capacity(order.len());
+            for &i in &order {
+                let m = &modules[i];
+                let mut plan = Vec::new();
+                for import in m.imports() {
+                    let (from, name) = (import.module(), import.name());
+                    plan.push(match names.iter().position(|n| *n == from).filter(|&j| j != i) {
+                        Some(j) => {
+                            let export = modules[j].get_export_index(name).with_context(|| {
+                                format!(
+                                    "the module `{}` imports `{from}::{name}`, which the module `{from}` does not export",
+                                    names[i]
+                                )
+                            })?;
+                            let ty = modules[j].get_export(name).expect("the export exists");
+                            check_import_type(&import.ty(), &ty, from, name, &format!("the module `{from}`"))?;
+                            Source::Module(j, export)
+                        }
+                        None => match &kernel_module {
+                            Some(k) if from == ENV && kernel_imports.iter().any(|n| n == name) => {
+                                let export = k
+                                    .get_export_index(name)
+                                    .with_context(|| format!("the kernel does not export `{name}`"))?;
+                                let ty = k.get_export(name).expect("the export exists");
+                                check_import_type(&import.ty(), &ty, ENV, name, "the kernel")?;
+                                Source::Kernel(export)
+                            }
+                            _ => Source::Linker(from.to_string(), name.to_string()),
+                        },
+                    });
+                }
+                planned.push(PlannedModule {
+                    index: i,
+                    module: m.clone(),
+                    imports: plan,
+                });
+            }
+            PluginLink::Plan {
+                linker,
+                modules: planned,
             }
         };
         let functions = module
@@ -178,11 +280,19 @@ impl PluginPre {
                 let index = module.get_export_index(e.name())?;
                 Some((e.name().to_string(), (index, kind)))
             })
-            .collect();
+            .collect::<HashMap<_, _>>();
+        // A WASI reactor's (or a C/C++ module's) initialiser: run once, before the first
+        // call, as Extism does.
+        let init = ["_initialize", "__wasm_call_ctors"]
+            .into_iter()
+            .find_map(|n| match functions.get(n) {
+                Some((index, Ok(false))) => Some(*index),
+                _ => None,
+            });
         Ok(PluginPre {
             engine: engine.clone(),
             functions,
-            module,
+            init,
             options,
             fuel_counted: runtime.options().fuel,
             kernel,
@@ -199,6 +309,11 @@ impl PluginPre {
             Some((_, Err(ty))) => Err(CallError::NotAnExtismFunction(name.to_string(), ty.clone())),
             Some((index, Ok(returns_code))) => Ok((index, *returns_code)),
         }
+    }
+
+    /// The plugin's initialiser, to run once per instance before its first call.
+    pub(crate) fn init(&self) -> Option<&ModuleExport> {
+        self.init.as_ref()
     }
 
     /// The options every instance gets.
@@ -223,14 +338,27 @@ impl PluginPre {
         services: Services,
     ) -> Result<Plugin> {
         let options = &self.options;
-        let wasi = options.wasi.then(|| {
-            let mut b = WasiCtxBuilder::new();
-            match &stdout {
-                Some(pipe) => b.stdout(pipe.clone()),
-                None => b.inherit_stdout(),
-            };
-            b.inherit_stderr().build_p1()
-        });
+        let wasi = match options.wasi {
+            false => None,
+            true => {
+                let mut b = WasiCtxBuilder::new();
+                match &stdout {
+                    Some(pipe) => b.stdout(pipe.clone()),
+                    None => b.inherit_stdout(),
+                };
+                for p in &options.allowed_paths {
+                    let perms = if p.read_only {
+                        FsPerms::ReadOnly
+                    } else {
+                        FsPerms::ReadWrite
+                    };
+                    b.preopened_dir(&p.host, &p.guest, perms).with_context(|| {
+                        format!("opening the allowed path {}", p.host.display())
+                    })?;
+                }
+                Some(b.inherit_stderr().build_p1())
+            }
+        };
         let state = HostState {
             kernel: None,
             services,
@@ -274,25 +402,10 @@ impl PluginPre {
             }
         };
         store.data_mut().kernel = Some(kernel.clone());
-        let instance = match (&self.link, &kernel) {
-            (PluginLink::Pre(pre), _) => pre.instantiate(&mut store),
-            (PluginLink::Plan { linker, imports }, Kernel::Core(k)) => {
-                let mut externs: Vec<Extern> = Vec::with_capacity(imports.len());
-                for source in imports {
-                    externs.push(match source {
-                        Source::Kernel(e) => k
-                            .instance()
-                            .get_module_export(&mut store, e)
-                            .context("a kernel export vanished")?,
-                        Source::Linker(m, n) => linker
-                            .get(&mut store, m, n)
-                            .with_context(|| format!("`{m}::{n}` is not defined"))?,
-                    });
-                }
-                Instance::new(&mut store, &self.module, &externs)
-            }
-            (PluginLink::Plan { .. }, Kernel::Component(_)) => {
-                unreachable!("the component backend links with an InstancePre")
+        let instance = match &self.link {
+            PluginLink::Pre(pre) => pre.instantiate(&mut store),
+            PluginLink::Plan { linker, modules } => {
+                Self::instantiate_plan(&mut store, linker, modules, &kernel)
             }
         };
         let instance = match instance {
@@ -310,4 +423,60 @@ impl PluginPre {
             self.clone(),
         ))
     }
+}
+
+impl PluginPre {
+    /// Instantiates the plan's modules in order in `store`; the main module's instance.
+    fn instantiate_plan(
+        store: &mut Store<HostState>,
+        linker: &Linker<HostState>,
+        modules: &[PlannedModule],
+        kernel: &Kernel,
+    ) -> Result<Instance> {
+        let mut instances: Vec<Option<Instance>> = vec![None; modules.len()];
+        let mut main = None;
+        for planned in modules {
+            let mut externs: Vec<Extern> = Vec::with_capacity(planned.imports.len());
+            for source in &planned.imports {
+                externs.push(match source {
+                    Source::Kernel(e) => match kernel {
+                        Kernel::Core(k) => k
+                            .instance()
+                            .get_module_export(&mut *store, e)
+                            .context("a kernel export vanished")?,
+                        Kernel::Component(_) => bail!("the component kernel has no core exports"),
+                    },
+                    Source::Linker(m, n) => linker
+                        .get(&mut *store, m, n)
+                        .with_context(|| format!("`{m}::{n}` is not defined"))?,
+                    Source::Module(j, e) => instances[*j]
+                        .context("a linked module was not instantiated before its importer")?
+                        .get_module_export(&mut *store, e)
+                        .context("a linked module's export vanished")?,
+                });
+            }
+            let instance = Instance::new(&mut *store, &planned.module, &externs)?;
+            instances[planned.index] = Some(instance);
+            if planned.index == modules.len() - 1 {
+                main = Some(instance);
+            }
+        }
+        main.context("the plan has no main module")
+    }
+}
+
+/// Compiles one module of a plugin, refusing what is not a core wasm module.
+fn compile_module(runtime: &Runtime, wasm: &[u8]) -> Result<Module> {
+    if is_component(wasm) {
+        bail!("the file is a component, not an Extism plugin (a core wasm module)");
+    }
+    if !wasm.starts_with(b"\0asm") {
+        bail!("the file is not a WebAssembly module (no `\\0asm` header)");
+    }
+    Module::new(runtime.engine(), wasm).map_err(|e| {
+        format_err!(
+            "the plugin is not a valid WebAssembly module: {}",
+            one_line(&format!("{e:#}"))
+        )
+    })
 }

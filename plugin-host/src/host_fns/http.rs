@@ -8,6 +8,12 @@ use crate::state::{HostState, Services};
 use wasmtime::{Caller, Result};
 
 impl Services {
+    /// The last response's headers as JSON, when the host keeps them (and once each).
+    pub(crate) fn http_headers(&mut self) -> Option<Vec<u8>> {
+        let headers = self.http.headers.take();
+        headers.filter(|_| self.http_response_headers)
+    }
+
     /// Makes the request described by the JSON `request` (with `body`); the response body.
     /// The request gets what is left of the call's time, never the whole timeout again.
     pub(crate) fn http_request(&mut self, request: &[u8], body: Option<&[u8]>) -> Result<Vec<u8>> {
@@ -42,6 +48,6 @@ pub(super) fn http_status_code(c: Caller<'_, HostState>) -> Result<i32> {
 
 pub(super) fn http_headers(mut c: Caller<'_, HostState>) -> Result<u64> {
     let k = c.data().kernel()?;
-    let headers = c.data_mut().services.http.headers.take();
+    let headers = c.data_mut().services.http_headers();
     give(&mut c, &k, headers.as_deref())
 }
