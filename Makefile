@@ -28,6 +28,8 @@ test: setup
 check: setup
 	$(CARGO) fmt --all --check
 	$(CARGO) fmt --all --check --manifest-path plugins/Cargo.toml
+	$(CARGO) clippy --manifest-path plugins/Cargo.toml --target wasm32-unknown-unknown --workspace --exclude plugin-wasi-print --exclude plugin-wasi-files -- -D warnings
+	$(CARGO) clippy --manifest-path plugins/Cargo.toml --target wasm32-wasip1 -p plugin-wasi-print -p plugin-wasi-files -- -D warnings
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 # Criterion benchmarks of our kernel (core module and component) against upstream's (the

@@ -1,5 +1,6 @@
 //! The `host-demo` binary: bad files and bad arguments give one-line errors with exit code 1,
-//! and `componentize` writes what the library makes.
+//! `componentize` writes what the library makes, and `call` takes `extism call`'s flags and
+//! manifests.
 
 use std::process::Command;
 
@@ -138,4 +139,236 @@ fn the_cli_round_trip_works() {
     );
     assert_eq!(call.stdout, b"desserts");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Runs `host-demo` with string arguments; `Ok(stdout)` on success, `Err(stderr)` on exit 1
+/// (which must be one line).
+fn run(args: &[&str]) -> Result<String, String> {
+    let out = Command::new(env!("CARGO_BIN_EXE_host-demo"))
+        .args(args)
+        .output()
+        .expect("running host-demo");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    match out.status.code() {
+        Some(0) => Ok(String::from_utf8(out.stdout).expect("UTF-8 output")),
+        Some(1) => {
+            let line = stderr.strip_suffix('\n').unwrap_or(&stderr);
+            assert!(!line.contains('\n'), "{args:?}: not one line: {stderr:?}");
+            Err(line.to_string())
+        }
+        code => panic!("{args:?}: exit code {code:?}: {stderr}"),
+    }
+}
+
+/// A fresh directory for one test.
+fn temp_dir(test: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("cli-{}-{test}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a temporary directory");
+    dir
+}
+
+#[test]
+fn set_config_merges_under_config_and_var_max_limits_the_vars() {
+    let base = [
+        "call",
+        "sample:count_vowels",
+        "count_vowels",
+        "--input",
+        "xyz abc",
+    ];
+    let with = |extra: &[&str]| run(&[&base[..], extra].concat());
+    assert_eq!(
+        with(&["--set-config", r#"{"vowels":"xyz"}"#]).unwrap(),
+        r#"{"count":3,"total":3,"vowels":"xyz"}"#
+    );
+    assert_eq!(
+        with(&[
+            "--set-config",
+            r#"{"vowels":"xyz"}"#,
+            "--config",
+            "vowels=ab"
+        ])
+        .unwrap(),
+        r#"{"count":2,"total":2,"vowels":"ab"}"#
+    );
+    let e = with(&["--set-config", r#"["vowels"]"#]).unwrap_err();
+    assert!(
+        e.contains("--set-config is not a JSON object of strings"),
+        "{e}"
+    );
+    // Ten vowels: "total" and "10" are 7 bytes, over 6.
+    let e = run(&[
+        "call",
+        "sample:count_vowels",
+        "count_vowels",
+        "--input",
+        "aeiou aeiou",
+        "--var-max",
+        "6",
+    ])
+    .unwrap_err();
+    assert!(e.contains("over the limit of 6 bytes"), "{e}");
+}
+
+#[test]
+fn allow_path_grants_a_directory_and_ro_refuses_writes() {
+    let dir = temp_dir("paths");
+    std::fs::write(dir.join("note.txt"), b"granted").unwrap();
+    let d = dir.display().to_string();
+    let ro = format!("ro:{d}:/ro");
+    let rw = format!("{d}:/rw");
+    let base = [
+        "call",
+        "sample:wasi_files",
+        "--wasi",
+        "--allow-path",
+        &ro,
+        "--allow-path",
+        &rw,
+    ];
+    let with =
+        |f: &str, input: &str| run(&[&base[..2], &[f], &base[2..], &["--input", input]].concat());
+    assert_eq!(with("read_file", "/ro/note.txt").unwrap(), "granted");
+    let e = with("write_file", "/ro/note.txt\nchanged").unwrap_err();
+    assert!(
+        e.contains("plugin error") && e.contains("writing /ro/note.txt"),
+        "{e}"
+    );
+    assert_eq!(with("write_file", "/rw/new.txt\nfresh").unwrap(), "5");
+    assert_eq!(std::fs::read(dir.join("new.txt")).unwrap(), b"fresh");
+    assert_eq!(std::fs::read(dir.join("note.txt")).unwrap(), b"granted");
+    // A plain path is granted under its own name.
+    let same = run(&[
+        "call",
+        "sample:wasi_files",
+        "read_file",
+        "--wasi",
+        "--allow-path",
+        &d,
+        "--input",
+        &format!("{d}/note.txt"),
+    ]);
+    assert_eq!(same.unwrap(), "granted");
+    let e = run(&[
+        "call",
+        "sample:wasi_files",
+        "read_file",
+        "--wasi",
+        "--allow-path",
+        "/nonexistent/dir",
+    ])
+    .unwrap_err();
+    assert!(
+        e.contains("the allowed path /nonexistent/dir is not a directory"),
+        "{e}"
+    );
+}
+
+/// Upper-cases ASCII as `extism:host/user::host_reverse`, for the `host_fn` sample.
+const UPPER: &str = r#"(module
+    (import "extism:host/env" "length" (func $length (param i64) (result i64)))
+    (import "extism:host/env" "alloc" (func $alloc (param i64) (result i64)))
+    (import "extism:host/env" "load_u8" (func $load_u8 (param i64) (result i32)))
+    (import "extism:host/env" "store_u8" (func $store_u8 (param i64 i32)))
+    (func (export "host_reverse") (param $in i64) (result i64)
+        (local $n i64) (local $out i64) (local $i i64) (local $b i32)
+        (local.set $n (call $length (local.get $in)))
+        (local.set $out (call $alloc (local.get $n)))
+        (block $done (loop $l
+            (br_if $done (i64.ge_u (local.get $i) (local.get $n)))
+            (local.set $b (call $load_u8 (i64.add (local.get $in) (local.get $i))))
+            (if (i32.and (i32.ge_u (local.get $b) (i32.const 97)) (i32.le_u (local.get $b) (i32.const 122)))
+                (then (local.set $b (i32.sub (local.get $b) (i32.const 32)))))
+            (call $store_u8 (i64.add (local.get $out) (local.get $i)) (local.get $b))
+            (local.set $i (i64.add (local.get $i) (i64.const 1)))
+            (br $l)))
+        (local.get $out)))"#;
+
+#[test]
+fn link_and_manifests_in_json_and_toml() {
+    let dir = temp_dir("link");
+    let upper = dir.join("upper.wasm");
+    std::fs::write(&upper, wat::parse_str(UPPER).unwrap()).unwrap();
+    let link = format!("extism:host/user={}", upper.display());
+    let out = run(&[
+        "call",
+        "sample:host_fn",
+        "call_host",
+        "--input",
+        "abc",
+        "--link",
+        &link,
+    ]);
+    assert_eq!(out.unwrap(), "host says: ABC");
+    let e = run(&[
+        "call",
+        "sample:host_fn",
+        "call_host",
+        "--link",
+        &link,
+        "--link",
+        &link,
+    ])
+    .unwrap_err();
+    assert!(
+        e.contains("the module name `extism:host/user` is linked twice"),
+        "{e}"
+    );
+    // A manifest: with -m, and recognised without it; JSON and TOML.
+    let echo = dir.join("echo.wasm");
+    std::fs::write(&echo, host_fixtures::samples::sample("echo")).unwrap();
+    let json = dir.join("plugin.json");
+    std::fs::write(
+        &json,
+        format!(
+            r#"{{"wasm": [{{"path": "{}"}}], "config": {{"k": "v"}}}}"#,
+            echo.display()
+        ),
+    )
+    .unwrap();
+    let toml = dir.join("plugin.toml");
+    std::fs::write(&toml, format!("[[wasm]]\npath = \"{}\"\n", echo.display())).unwrap();
+    for (m, flag) in [(&json, true), (&json, false), (&toml, true), (&toml, false)] {
+        let m = m.display().to_string();
+        let mut args = vec!["call", m.as_str(), "reverse", "--input", "stressed"];
+        if flag {
+            args.insert(1, "-m");
+        }
+        assert_eq!(run(&args).unwrap(), "desserts", "{args:?}");
+    }
+    let bad = dir.join("bad.json");
+    std::fs::write(&bad, r#"{"wasm": [], "nope": 1}"#).unwrap();
+    let e = run(&["call", "-m", &bad.display().to_string(), "f"]).unwrap_err();
+    assert!(e.contains("unknown field `nope`"), "{e}");
+}
+
+#[test]
+fn http_response_max_limits_responses() {
+    let (port, server) = host_fixtures::loopback::serve(2, |_| {
+        host_fixtures::loopback::response("200 OK", "", b"0123456789")
+    });
+    let url = format!("http://127.0.0.1:{port}/");
+    let base = [
+        "call",
+        "sample:http",
+        "fetch",
+        "--allow-host",
+        "127.0.0.1",
+        "--input",
+        &url,
+    ];
+    let ok = run(&[
+        &base[..],
+        &[
+            "--http-response-max",
+            "10",
+            "--enable-http-response-headers",
+        ],
+    ]
+    .concat());
+    assert_eq!(ok.unwrap(), "200 0123456789");
+    let e = run(&[&base[..], &["--http-response-max", "9"]].concat()).unwrap_err();
+    assert!(e.contains("exceeds 9 bytes"), "{e}");
+    server.join().unwrap();
 }

@@ -246,8 +246,10 @@ fn core_module_never_moves_its_stack_pointer() {
 fn core_module_exports_exactly_the_abi_and_is_small() {
     let wasm = &core_wasm()[..];
     kernel_build::postlink::check_kernel_module(wasm).unwrap();
+    // 4096 until the second hardening review: growing the record table where it lies (so
+    // that `alloc` no longer fails near the memory limit with plenty free) added 224 bytes.
     assert!(
-        wasm.len() <= 4096,
+        wasm.len() <= 4352,
         "the core module is {} bytes",
         wasm.len()
     );
@@ -330,4 +332,112 @@ fn short(r: &wit_parser::Resolve, t: &wit_parser::Type) -> String {
         }
         other => format!("{other:?}"),
     }
+}
+
+/// The component's `bulk` interface, every function and every `error-code` (hardening round
+/// 2: it had no direct test).
+#[test]
+fn component_bulk_interface_and_every_error_code() {
+    use plugin_host::backend::component::bindings::exports::extism::kernel::types::ErrorCode;
+    let mut d = ComponentDriver::new(UNLIMITED);
+    let b = d.k.extism_kernel_bulk();
+    let s = &mut d.store;
+    // alloc-bytes / read / write
+    assert_eq!(b.call_alloc_bytes(&mut *s, b"").unwrap(), Ok(0));
+    let h = b.call_alloc_bytes(&mut *s, b"hello").unwrap().unwrap();
+    assert_ne!(h, 0);
+    assert_eq!(b.call_read(&mut *s, h, 0, 5).unwrap().unwrap(), b"hello");
+    assert_eq!(b.call_read(&mut *s, h, 1, 3).unwrap().unwrap(), b"ell");
+    assert_eq!(b.call_read(&mut *s, h, 5, 0).unwrap().unwrap(), b"");
+    assert_eq!(
+        b.call_read(&mut *s, h, 3, 5).unwrap(),
+        Err(ErrorCode::OutOfBounds)
+    );
+    assert_eq!(
+        b.call_read(&mut *s, h, u64::MAX, 2).unwrap(),
+        Err(ErrorCode::OutOfBounds)
+    );
+    assert_eq!(
+        b.call_read(&mut *s, h + 1, 0, 1).unwrap(),
+        Err(ErrorCode::InvalidHandle)
+    );
+    assert_eq!(
+        b.call_read(&mut *s, 0, 0, 0).unwrap(),
+        Err(ErrorCode::InvalidHandle)
+    );
+    b.call_write(&mut *s, h, 1, b"EL").unwrap().unwrap();
+    assert_eq!(b.call_read(&mut *s, h, 0, 5).unwrap().unwrap(), b"hELlo");
+    assert_eq!(
+        b.call_write(&mut *s, h, 4, b"xx").unwrap(),
+        Err(ErrorCode::OutOfBounds)
+    );
+    assert_eq!(
+        b.call_write(&mut *s, 12345, 0, b"x").unwrap(),
+        Err(ErrorCode::InvalidHandle)
+    );
+    // set-input / prepare-call
+    let i = b.call_set_input(&mut *s, b"input").unwrap().unwrap();
+    let raw = d.k.extism_kernel_raw();
+    assert_eq!(raw.call_input_offset(&mut *s).unwrap(), i);
+    assert_eq!(raw.call_input_length(&mut *s).unwrap(), 5);
+    assert_eq!(b.call_set_input(&mut *s, b"").unwrap(), Ok(0));
+    b.call_set_error(&mut *s, "old").unwrap().unwrap();
+    b.call_prepare_call(&mut *s, b"abc").unwrap().unwrap();
+    assert_eq!(raw.call_input_length(&mut *s).unwrap(), 3);
+    assert_eq!(raw.call_input_load_u8(&mut *s, 2).unwrap(), b'c');
+    assert_eq!(
+        b.call_error(&mut *s).unwrap(),
+        None,
+        "prepare-call clears the error"
+    );
+    // prepare-call reset the heap: the input is the fresh kernel's first block, `h` again.
+    assert_eq!(
+        raw.call_input_offset(&mut *s).unwrap(),
+        h,
+        "prepare-call resets"
+    );
+    // output
+    assert_eq!(b.call_output(&mut *s).unwrap().unwrap(), b"");
+    let o = b.call_alloc_bytes(&mut *s, b"out!").unwrap().unwrap();
+    raw.call_output_set(&mut *s, o, 4).unwrap();
+    assert_eq!(b.call_output(&mut *s).unwrap().unwrap(), b"out!");
+    raw.call_free(&mut *s, o).unwrap();
+    raw.call_alloc(&mut *s, 1 << 20).unwrap();
+    assert!(matches!(
+        b.call_output(&mut *s).unwrap(),
+        Ok(_) | Err(ErrorCode::OutOfBounds)
+    ));
+    // error / set-error
+    b.call_set_error(&mut *s, "boom").unwrap().unwrap();
+    assert_eq!(b.call_error(&mut *s).unwrap().as_deref(), Some("boom"));
+    assert_ne!(raw.call_error_get(&mut *s).unwrap(), 0);
+    raw.call_error_set(&mut *s, 0).unwrap();
+    assert_eq!(b.call_error(&mut *s).unwrap(), None);
+    // Out of memory, under a limit: blocks of 64 KiB until the arena cannot grow (each
+    // call's list fits the component's own heap again, so the answer is the error code).
+    let mut small = ComponentDriver::new(4 << 20);
+    let b = small.k.extism_kernel_bulk();
+    let chunk = vec![1u8; 64 << 10];
+    let mut blocks = 0;
+    let refused = loop {
+        match b.call_alloc_bytes(&mut small.store, &chunk).unwrap() {
+            Ok(_) => blocks += 1,
+            Err(e) => break e,
+        }
+        assert!(blocks < 200, "4 MiB never ran out");
+    };
+    assert_eq!(refused, ErrorCode::OutOfMemory, "after {blocks} blocks");
+    assert_eq!(
+        b.call_set_input(&mut small.store, &chunk).unwrap(),
+        Err(ErrorCode::OutOfMemory)
+    );
+    assert_eq!(
+        b.call_set_error(&mut small.store, &"e".repeat(64 << 10))
+            .unwrap(),
+        Err(ErrorCode::OutOfMemory)
+    );
+    // prepare-call resets first: the same input fits again.
+    b.call_prepare_call(&mut small.store, &chunk)
+        .unwrap()
+        .unwrap();
 }

@@ -146,10 +146,62 @@ fn density_run_reports_every_figure() {
     assert!(resident_bytes().unwrap() > 1 << 20);
 }
 
+/// Every instance's first call must give the first instance's output: a plugin whose
+/// instances disagree (here through a host function that counts its calls) is refused.
+/// (Hardening round 2: this test used to check a missing function, not disagreement.)
 #[test]
 fn density_refuses_a_plugin_whose_instances_disagree() {
-    // Each instance's first call gives the same output, so `density` accepts it; a function
-    // that does not exist is reported, not panicked on.
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let wasm = wat::parse_str(
+        r#"(module
+            (import "extism:host/env" "output_set" (func $output_set (param i64 i64)))
+            (import "extism:host/env" "length" (func $length (param i64) (result i64)))
+            (import "extism:host/user" "tick" (func $tick (param i64) (result i64)))
+            (func (export "run") (result i32) (local $h i64)
+                (local.set $h (call $tick (i64.const 0)))
+                (call $output_set (local.get $h) (call $length (local.get $h)))
+                (i32.const 0)))"#,
+    )
+    .unwrap();
+    let calls = Arc::new(AtomicU64::new(0));
+    let counter = calls.clone();
+    let tick = plugin_host::HostFunction::bytes("tick", move |_| {
+        Ok(counter
+            .fetch_add(1, Ordering::Relaxed)
+            .to_string()
+            .into_bytes())
+    });
+    for kernel in KINDS {
+        let pre = Arc::new(
+            PluginPre::new(
+                runtime(),
+                &wasm,
+                PluginOptions {
+                    kernel,
+                    functions: vec![tick.clone()],
+                    ..PluginOptions::default()
+                },
+            )
+            .unwrap(),
+        );
+        let config = DensityConfig {
+            instances: 3,
+            function: "run".into(),
+            input: Vec::new(),
+            threads: 1,
+            throughput_time: Duration::from_millis(10),
+        };
+        let err = plugin_host::density::run(&pre, &config).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("instance 1 gave another output than the first"),
+            "{kernel}: {err:#}"
+        );
+    }
+}
+
+/// A function that does not exist is reported, not panicked on.
+#[test]
+fn density_reports_a_missing_function() {
     let pre = pre(KernelKind::Core, echo());
     let config = DensityConfig {
         instances: 2,

@@ -290,3 +290,55 @@ fn a_failed_renewal_after_a_trap_is_reported() {
         "{later}"
     );
 }
+
+/// Under load: instances on other threads hitting their (short) timeouts again and again
+/// never interrupt an instance with a long deadline that is running at the same time.
+#[test]
+fn a_timeout_in_one_instance_never_interrupts_another() {
+    let wasm = plugin_wasm(
+        r#"(func (export "spin") (result i32) (loop $l (br $l)) (i32.const 0))
+        (func (export "work") (result i32) (local $i i64)
+            (loop $l
+                (local.set $i (i64.add (local.get $i) (i64.const 1)))
+                (br_if $l (i64.lt_u (local.get $i) (i64.const 1000000000))))
+            (i32.const 0))"#,
+    );
+    let short = Duration::from_millis(20);
+    for kernel in KINDS {
+        let with = |timeout| PluginOptions {
+            kernel,
+            timeout: Some(timeout),
+            ..PluginOptions::default()
+        };
+        let mut worker = load(runtime(), &wasm, with(Duration::from_secs(60)));
+        let spinners: Vec<Plugin> = (0..3)
+            .map(|_| load(runtime(), &wasm, with(short)))
+            .collect();
+        let done = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|s| {
+            let handles: Vec<_> = spinners
+                .into_iter()
+                .map(|mut p| {
+                    let done = &done;
+                    s.spawn(move || {
+                        let mut timeouts = 0;
+                        while !done.load(std::sync::atomic::Ordering::Relaxed) || timeouts == 0 {
+                            assert_eq!(p.call("spin", b""), Err(CallError::Timeout(short)));
+                            timeouts += 1;
+                        }
+                        timeouts
+                    })
+                })
+                .collect();
+            for _ in 0..3 {
+                assert_eq!(worker.call("work", b""), Ok(vec![]), "{kernel}");
+            }
+            done.store(true, std::sync::atomic::Ordering::Relaxed);
+            let timeouts: u32 = handles
+                .into_iter()
+                .map(|h| h.join().expect("a spinner"))
+                .sum();
+            assert!(timeouts >= 3, "{kernel}: {timeouts} timeouts");
+        });
+    }
+}

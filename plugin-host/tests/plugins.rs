@@ -1015,16 +1015,18 @@ fn after_missing_function(kind: KernelKind) -> Recovery {
     }
 }
 
-/// `recovery_case!(case, works)` or `recovery_case!(case, poisoned)`: the tests
-/// `recovery::case::{core, component}`; `poisoned` ignores the component one (library bug).
+/// `recovery_case!(case, works)` or `recovery_case!(case, renewed)`: the tests
+/// `recovery::case::{core, component}`; `renewed` marks the cases where the component
+/// backend makes the plugin anew after the trap (both run).
 macro_rules! recovery_case {
     ($case:ident, works) => {
         recovery_case!($case, []);
     };
     // Regression: on the component backend a call that trapped (wasm trap, timeout, fuel,
     // memory limit, host function error) left the kernel component instance unusable: every
-    // later call failed with `wasm trap: cannot enter component instance`.
-    ($case:ident, poisoned) => {
+    // later call failed with `wasm trap: cannot enter component instance`. The plugin is now
+    // made anew after such a trap.
+    ($case:ident, renewed) => {
         recovery_case!($case, []);
     };
     ($case:ident, [$(#[$attr:meta])*]) => {
@@ -1048,14 +1050,14 @@ macro_rules! recovery_case {
 mod recovery {
     recovery_case!(after_plugin_error, works);
     recovery_case!(after_missing_function, works);
-    recovery_case!(after_trap, poisoned);
-    recovery_case!(after_stack_overflow, poisoned);
-    recovery_case!(after_timeout, poisoned);
-    recovery_case!(after_out_of_fuel, poisoned);
-    recovery_case!(after_memory_growth_denied, poisoned);
-    recovery_case!(after_input_too_large, poisoned);
-    recovery_case!(after_host_function_error, poisoned);
-    recovery_case!(after_http_refused, poisoned);
+    recovery_case!(after_trap, renewed);
+    recovery_case!(after_stack_overflow, renewed);
+    recovery_case!(after_timeout, renewed);
+    recovery_case!(after_out_of_fuel, renewed);
+    recovery_case!(after_memory_growth_denied, renewed);
+    recovery_case!(after_input_too_large, renewed);
+    recovery_case!(after_host_function_error, renewed);
+    recovery_case!(after_http_refused, renewed);
 }
 
 #[test]

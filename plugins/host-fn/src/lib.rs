@@ -11,8 +11,9 @@ extern "ExtismHost" {
 
 #[plugin_fn]
 pub fn call_host(input: String) -> FnResult<String> {
-    // The pdk declares every host import as an `unsafe fn`; the call itself only
-    // passes kernel offsets, and the wrapper copies the result out of kernel memory.
+    // SAFETY: the pdk declares every host import as an `unsafe fn`; this one only passes
+    // a kernel offset of the input it wrote, and the wrapper copies the result out of
+    // kernel memory by the offset the host returns.
     let reversed = unsafe { host_reverse(input)? };
     Ok(format!("host says: {reversed}"))
 }
