@@ -34,6 +34,29 @@ macro_rules! driver_trait {
             fn check(&mut self) -> Result<(), String> {
                 Ok(())
             }
+            /// The copying interface's `alloc-bytes`, where the kernel form has one (the
+            /// native kernel, the component); `None` where it has none (the core module).
+            fn bulk_alloc_bytes(&mut self, _data: &[u8]) -> Option<Result<u64, crate::Error>> {
+                None
+            }
+            /// The copying interface's `read` (see [`bulk_alloc_bytes`](Self::bulk_alloc_bytes)).
+            fn bulk_read(
+                &mut self,
+                _h: u64,
+                _offset: u64,
+                _len: u64,
+            ) -> Option<Result<Vec<u8>, crate::Error>> {
+                None
+            }
+            /// The copying interface's `write` (see [`bulk_alloc_bytes`](Self::bulk_alloc_bytes)).
+            fn bulk_write(
+                &mut self,
+                _h: u64,
+                _offset: u64,
+                _data: &[u8],
+            ) -> Option<Result<(), crate::Error>> {
+                None
+            }
         }
     };
 }
@@ -63,6 +86,20 @@ impl<M: Memory> Driver for Kernel<M> {
     }
     fn check(&mut self) -> Result<(), String> {
         self.heap().check_invariants().map_err(String::from)
+    }
+    fn bulk_alloc_bytes(&mut self, data: &[u8]) -> Option<Result<u64, crate::Error>> {
+        Some(self.alloc_bytes(data))
+    }
+    fn bulk_read(
+        &mut self,
+        h: u64,
+        offset: u64,
+        len: u64,
+    ) -> Option<Result<Vec<u8>, crate::Error>> {
+        Some(Kernel::read(self, h, offset, len).map(<[u8]>::to_vec))
+    }
+    fn bulk_write(&mut self, h: u64, offset: u64, data: &[u8]) -> Option<Result<(), crate::Error>> {
+        Some(Kernel::write(self, h, offset, data))
     }
 }
 
@@ -169,6 +206,13 @@ pub enum Action {
     /// memory (where the table goes as it doubles), just after or just before a live block.
     /// Each must read 0 or bytes a store there could change (see [`Runner`]).
     LoadMetadata(u64),
+    /// The copying interface, where the driver has one: `alloc-bytes` of `n` bytes (at most
+    /// 64 KiB) of a pattern.
+    BulkAllocBytes(u64, u8),
+    /// `read(h, offset, len)`.
+    BulkRead(Value, u64, u64),
+    /// `write(h, offset, len bytes of a pattern)`.
+    BulkWrite(Value, u64, u64, u8),
 }
 
 fn draw_size(r: &mut impl Rng) -> u64 {
@@ -216,7 +260,8 @@ impl Action {
     /// The stream's format is stable: each action takes the same values from it as it always
     /// did. [`LoadMetadata`](Action::LoadMetadata), added later, takes none of its own: it is
     /// half of the draws that were all [`MemoryBytes`](Action::MemoryBytes), told apart by
-    /// the rest of that draw's value.
+    /// the rest of that draw's value; the bulk actions likewise are half of the draws that
+    /// were all [`Reset`](Action::Reset).
     pub fn draw(r: &mut impl Rng) -> Action {
         let v = r.next_u64();
         match v % 100 {
@@ -233,7 +278,17 @@ impl Action {
             84..=87 => Action::InputLoadU8(r.below(1 << 17)),
             88..=91 => Action::InputLoadU64(r.below(1 << 17)),
             92..=95 => Action::ErrorSet(draw_value(r)),
-            96 => Action::Reset,
+            96 if (v / 100).is_multiple_of(2) => Action::Reset,
+            96 => match (v / 200) % 3 {
+                0 => Action::BulkAllocBytes(draw_size(r).min(1 << 16), r.next_u64() as u8),
+                1 => Action::BulkRead(draw_value(r), r.below(1 << 10), r.below(1 << 12)),
+                _ => Action::BulkWrite(
+                    draw_value(r),
+                    r.below(1 << 10),
+                    r.below(1 << 12),
+                    r.next_u64() as u8,
+                ),
+            },
             _ if (v / 100).is_multiple_of(2) => Action::MemoryBytes,
             _ => Action::LoadMetadata(v / 200),
         }
@@ -555,6 +610,74 @@ impl Runner {
                 s.output = Some(Range::Known(0, 0));
                 s.error = 0;
                 ensure!(d.error_get() == 0, "error survives reset");
+            }
+            Action::BulkAllocBytes(n, byte) => {
+                let data = block_fill(0, n, byte);
+                match d.bulk_alloc_bytes(&data) {
+                    None | Some(Err(crate::Error::OutOfMemory)) => {}
+                    Some(Err(e)) => return Err(format!("alloc-bytes({n}) failed: {e:?}")),
+                    Some(Ok(h)) if n == 0 => ensure!(h == 0, "alloc-bytes of nothing gave {h}"),
+                    Some(Ok(h)) => {
+                        ensure!(h % 8 == 0, "alloc-bytes({n}) gave unaligned {h}");
+                        let end = h.checked_add(n).ok_or("block wraps")?;
+                        ensure!(end <= d.memory_size(), "block {h}+{n} outside memory");
+                        if let Some((&ph, pv)) = s.live.range(..=h).next_back() {
+                            ensure!(
+                                ph + pv.len() as u64 <= h,
+                                "alloc-bytes({n})={h} overlaps {ph}"
+                            );
+                        }
+                        if let Some((&nh, _)) = s.live.range(h..).next() {
+                            ensure!(end <= nh, "alloc-bytes({n})={h} overlaps {nh}");
+                        }
+                        ensure!(d.length(h) == n, "length(alloc-bytes({n})) is wrong");
+                        ensure!(
+                            d.read(h, n) == data,
+                            "alloc-bytes({n}) did not copy the bytes"
+                        );
+                        s.live.insert(h, data);
+                        s.stale.retain(|&x| x != h);
+                    }
+                }
+            }
+            Action::BulkRead(v, offset, len) => {
+                let h = s.resolve(v, size);
+                let want = match s.live.get(&h) {
+                    None => Err(crate::Error::InvalidHandle),
+                    Some(c) => match offset.checked_add(len) {
+                        Some(e) if e <= c.len() as u64 => {
+                            Ok(c[offset as usize..e as usize].to_vec())
+                        }
+                        _ => Err(crate::Error::OutOfBounds),
+                    },
+                };
+                if let Some(got) = d.bulk_read(h, offset, len) {
+                    ensure!(
+                        got == want,
+                        "read({h}, {offset}, {len}) = {got:?}, want {want:?}"
+                    );
+                }
+            }
+            Action::BulkWrite(v, offset, len, byte) => {
+                let h = s.resolve(v, size);
+                let data = vec![byte; len as usize];
+                let want = match s.live.get(&h) {
+                    None => Err(crate::Error::InvalidHandle),
+                    Some(c) => match offset.checked_add(len) {
+                        Some(e) if e <= c.len() as u64 => Ok(()),
+                        _ => Err(crate::Error::OutOfBounds),
+                    },
+                };
+                if let Some(got) = d.bulk_write(h, offset, &data) {
+                    ensure!(
+                        got == want,
+                        "write({h}, {offset}, {len}) = {got:?}, want {want:?}"
+                    );
+                    if got.is_ok() {
+                        let c = s.live.get_mut(&h).expect("a live block");
+                        c[offset as usize..(offset + len) as usize].copy_from_slice(&data);
+                    }
+                }
             }
             Action::MemoryBytes => {
                 let m = d.memory_bytes();
