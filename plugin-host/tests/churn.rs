@@ -27,7 +27,7 @@ fn creating_and_dropping_100000_instances_keeps_resident_memory_flat() {
         );
         let cycle = |i: usize| {
             let mut p = pre.instantiate().expect("an instance");
-            if i % 100 == 0 {
+            if i.is_multiple_of(100) {
                 assert_eq!(p.call("echo", b"x").expect("a call"), b"x");
             }
         };
