@@ -5,7 +5,7 @@
 use host_fixtures::runtime;
 use host_fixtures::samples::sample;
 use plugin_host::density::resident_bytes;
-use plugin_host::{KernelKind, PluginOptions, PluginPre};
+use plugin_host::{KernelKind, PluginPre};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -15,15 +15,8 @@ fn creating_and_dropping_100000_instances_keeps_resident_memory_flat() {
     const INSTANCES: usize = 100_000;
     for kernel in [KernelKind::Core, KernelKind::Component] {
         let pre = Arc::new(
-            PluginPre::new(
-                runtime(),
-                sample("echo"),
-                PluginOptions {
-                    kernel,
-                    ..PluginOptions::default()
-                },
-            )
-            .expect("echo"),
+            PluginPre::new(runtime(), sample("echo"), host_fixtures::options(kernel))
+                .expect("echo"),
         );
         let cycle = |i: usize| {
             let mut p = pre.instantiate().expect("an instance");

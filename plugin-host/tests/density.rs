@@ -22,10 +22,7 @@ fn count_vowels() -> &'static [u8] {
 }
 
 fn options(kernel: KernelKind) -> PluginOptions {
-    PluginOptions {
-        kernel,
-        ..PluginOptions::default()
-    }
+    host_fixtures::options(kernel)
 }
 
 fn pre(kernel: KernelKind, wasm: &[u8]) -> Arc<PluginPre> {

@@ -101,14 +101,7 @@ fn an_empty_output_outside_memory_is_empty_on_every_path() {
             (i32.const 0))"#,
     );
     for kernel in KINDS {
-        let mut p = load(
-            runtime(),
-            &wasm,
-            PluginOptions {
-                kernel,
-                ..PluginOptions::default()
-            },
-        );
+        let mut p = load(runtime(), &wasm, host_fixtures::options(kernel));
         assert_eq!(p.call("empty_far", b"x"), Ok(vec![]), "{kernel}");
     }
     let component = plugin_host::componentize::componentize(&wasm).expect("componentize");
@@ -241,14 +234,7 @@ fn log_lines_below_the_level_are_never_copied() {
             (i32.const 0))"#,
     );
     for kernel in KINDS {
-        let mut p = load(
-            runtime(),
-            &wasm,
-            PluginOptions {
-                kernel,
-                ..PluginOptions::default()
-            },
-        );
+        let mut p = load(runtime(), &wasm, host_fixtures::options(kernel));
         let (bytes, result) = allocated_by(|| p.call("big_log", b""));
         assert_eq!(result, Ok(vec![]), "{kernel}");
         assert!(

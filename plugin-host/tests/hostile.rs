@@ -52,10 +52,7 @@ fn load(runtime: &Runtime, wasm: &[u8], options: PluginOptions) -> Plugin {
 }
 
 fn opts(kernel: KernelKind) -> PluginOptions {
-    PluginOptions {
-        kernel,
-        ..PluginOptions::default()
-    }
+    host_fixtures::options(kernel)
 }
 
 /// Runs `test` on a fresh instance of the hostile plugin `funcs` on each kernel form.

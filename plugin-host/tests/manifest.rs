@@ -54,14 +54,7 @@ fn base64(bytes: &[u8]) -> String {
 
 fn from_manifest(text: &str, kernel: KernelKind) -> wasmtime::Result<Plugin> {
     let manifest = Manifest::parse(text.as_bytes())?;
-    Plugin::from_manifest(
-        runtime(),
-        &manifest,
-        PluginOptions {
-            kernel,
-            ..PluginOptions::default()
-        },
-    )
+    Plugin::from_manifest(runtime(), &manifest, host_fixtures::options(kernel))
 }
 
 fn load(text: &str, kernel: KernelKind) -> Plugin {
@@ -312,27 +305,7 @@ fn allowed_paths_grant_directories_and_a_read_only_one_refuses_writes() {
     }
 }
 
-/// A module that provides `host_reverse` to the `host_fn` sample by linking, as Extism links
-/// a module named `extism:host/user`: it upper-cases ASCII (so its answer is told apart from
-/// the host's reversal), reading and writing blocks of the plugin's one kernel.
-const UPPER: &str = r#"(module
-    (import "extism:host/env" "length" (func $length (param i64) (result i64)))
-    (import "extism:host/env" "alloc" (func $alloc (param i64) (result i64)))
-    (import "extism:host/env" "load_u8" (func $load_u8 (param i64) (result i32)))
-    (import "extism:host/env" "store_u8" (func $store_u8 (param i64 i32)))
-    (func (export "host_reverse") (param $in i64) (result i64)
-        (local $n i64) (local $out i64) (local $i i64) (local $b i32)
-        (local.set $n (call $length (local.get $in)))
-        (local.set $out (call $alloc (local.get $n)))
-        (block $done (loop $l
-            (br_if $done (i64.ge_u (local.get $i) (local.get $n)))
-            (local.set $b (call $load_u8 (i64.add (local.get $in) (local.get $i))))
-            (if (i32.and (i32.ge_u (local.get $b) (i32.const 97)) (i32.le_u (local.get $b) (i32.const 122)))
-                (then (local.set $b (i32.sub (local.get $b) (i32.const 32)))))
-            (call $store_u8 (i64.add (local.get $out) (local.get $i)) (local.get $b))
-            (local.set $i (i64.add (local.get $i) (i64.const 1)))
-            (br $l)))
-        (local.get $out)))"#;
+use host_fixtures::UPPER_HOST_FN_WAT as UPPER;
 
 fn module(name: &str, wasm: Vec<u8>) -> NamedModule {
     NamedModule {
@@ -349,10 +322,7 @@ fn a_linked_module_provides_user_functions_and_shares_the_kernel() {
             module("extism:host/user", upper.clone()),
             module("main", sample("host_fn").to_vec()),
         ];
-        let options = PluginOptions {
-            kernel,
-            ..PluginOptions::default()
-        };
+        let options = host_fixtures::options(kernel);
         let pre = Arc::new(PluginPre::linked(runtime(), &modules, options).expect("linked"));
         let mut p = pre.instantiate().expect("an instance");
         for (input, want) in [
@@ -427,17 +397,8 @@ fn initialize_runs_once_before_the_first_call() {
     )
     .unwrap();
     for kernel in KINDS {
-        let pre = Arc::new(
-            PluginPre::new(
-                runtime(),
-                &wasm,
-                PluginOptions {
-                    kernel,
-                    ..PluginOptions::default()
-                },
-            )
-            .unwrap(),
-        );
+        let pre =
+            Arc::new(PluginPre::new(runtime(), &wasm, host_fixtures::options(kernel)).unwrap());
         for _ in 0..2 {
             let mut p = pre.instantiate().unwrap();
             for calls in 1..=3u64 {

@@ -16,10 +16,7 @@ const KIB64: usize = 64 << 10;
 const MIB4: usize = 4 << 20;
 
 fn opts(kernel: KernelKind) -> PluginOptions {
-    PluginOptions {
-        kernel,
-        ..PluginOptions::default()
-    }
+    host_fixtures::options(kernel)
 }
 
 fn load(wasm: &[u8], options: PluginOptions) -> Plugin {
