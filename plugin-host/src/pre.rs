@@ -90,7 +90,7 @@ impl PluginPre {
             bail!("the file is not a WebAssembly module (no `\\0asm` header)");
         }
         let engine = runtime.engine();
-        let module = Module::new(engine, wasm).map_err(|e| {
+        let module = runtime.compile_module(wasm).map_err(|e| {
             format_err!(
                 "the plugin is not a valid WebAssembly module: {}",
                 one_line(&format!("{e:#}"))
@@ -122,7 +122,7 @@ impl PluginPre {
             KernelKind::Core => {
                 let kernel_module = match &options.kernel_wasm {
                     Some(w) => runtime.compile_kernel(w)?,
-                    None => runtime.core_kernel().clone(),
+                    None => runtime.core_kernel()?.clone(),
                 };
                 let pre = Linker::new(engine)
                     .instantiate_pre(&kernel_module)
@@ -153,7 +153,7 @@ impl PluginPre {
             KernelKind::Component => {
                 let component_linker = wasmtime::component::Linker::new(engine);
                 let pre = component_linker
-                    .instantiate_pre(runtime.component_kernel())
+                    .instantiate_pre(runtime.component_kernel()?)
                     .context("the kernel component imports something")?;
                 let pre = bindings::KernelPre::new(pre)?;
                 backend::component::link(&mut linker, &imports.kernel)?;

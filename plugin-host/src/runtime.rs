@@ -1,8 +1,9 @@
-//! The engine every plugin of a host shares, with both kernel forms compiled once.
+//! The engine every plugin of a host shares, the kernel forms compiled once each (when a
+//! plugin first needs one).
 
 use crate::artifacts;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use wasmtime::Result;
 use wasmtime::component::Component;
@@ -81,12 +82,13 @@ impl Drop for EpochTicker {
     }
 }
 
-/// A wasmtime engine with the kernels compiled for it and a thread that advances the epoch.
+/// A wasmtime engine, the kernels compiled for it (each on first use), and a thread that
+/// advances the epoch.
 #[derive(Debug)]
 pub struct Runtime {
     engine: Engine,
-    core_kernel: Module,
-    component_kernel: Component,
+    core_kernel: OnceLock<Module>,
+    component_kernel: OnceLock<Component>,
     options: RuntimeOptions,
     ticker: Arc<EpochTicker>,
 }
@@ -103,15 +105,11 @@ impl Runtime {
             config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling_config(n)));
         }
         let engine = Engine::new(&config)?;
-        let core_kernel =
-            Module::new(&engine, artifacts::KERNEL_CORE).context("compiling the kernel module")?;
-        let component_kernel = Component::new(&engine, artifacts::KERNEL_COMPONENT)
-            .context("compiling the kernel component")?;
         let ticker = EpochTicker::start(&engine)?;
         Ok(Runtime {
             engine,
-            core_kernel,
-            component_kernel,
+            core_kernel: OnceLock::new(),
+            component_kernel: OnceLock::new(),
             options,
             ticker,
         })
@@ -132,21 +130,47 @@ impl Runtime {
         &self.options
     }
 
-    /// This project's kernel module, compiled.
-    pub fn core_kernel(&self) -> &Module {
-        &self.core_kernel
+    /// This project's kernel module, compiled the first time it is asked for. Threads
+    /// asking at once may each compile it; one result is kept.
+    pub fn core_kernel(&self) -> Result<&Module> {
+        if let Some(m) = self.core_kernel.get() {
+            return Ok(m);
+        }
+        let m = self
+            .compile_module(artifacts::KERNEL_CORE)
+            .context("compiling the kernel module")?;
+        Ok(self.core_kernel.get_or_init(|| m))
     }
 
-    /// This project's kernel component, compiled.
-    pub fn component_kernel(&self) -> &Component {
-        &self.component_kernel
+    /// This project's kernel component, compiled the first time it is asked for.
+    pub fn component_kernel(&self) -> Result<&Component> {
+        if let Some(c) = self.component_kernel.get() {
+            return Ok(c);
+        }
+        let c = self
+            .compile_component(artifacts::KERNEL_COMPONENT)
+            .context("compiling the kernel component")?;
+        Ok(self.component_kernel.get_or_init(|| c))
+    }
+
+    /// `wasm` compiled as a core module on this engine; wasmtime's error, unchanged, if it
+    /// is not a valid module.
+    pub(crate) fn compile_module(&self, wasm: &[u8]) -> Result<Module> {
+        Module::new(&self.engine, wasm)
+    }
+
+    /// `wasm` compiled as a component on this engine.
+    pub(crate) fn compile_component(&self, wasm: &[u8]) -> Result<Component> {
+        Component::new(&self.engine, wasm)
     }
 
     /// Compiles a kernel module given as bytes (another kernel, such as upstream's), after
     /// checking that it exports the memory and every ABI function (their types are checked
     /// when it is instantiated).
     pub fn compile_kernel(&self, wasm: &[u8]) -> Result<Module> {
-        let module = Module::new(&self.engine, wasm).context("compiling the kernel module")?;
+        let module = self
+            .compile_module(wasm)
+            .context("compiling the kernel module")?;
         wasmtime::ensure!(
             module.get_export(kernel_abi::MEMORY).is_some(),
             "the kernel module does not export `{}`",
