@@ -27,7 +27,7 @@
 //!         (i32.const 0)))"#)?;
 //!
 //! // One runtime per process: the engine, the kernel forms (each compiled on first use),
-//! // the timeout clock.
+//! // the timeout clock; `RuntimeOptions::cache` keeps compiled code on disk.
 //! let runtime = Runtime::new(RuntimeOptions::default())?;
 //! let options = PluginOptions {
 //!     functions: vec![HostFunction::bytes("shout", |input| Ok(input.to_ascii_uppercase()))],
@@ -53,7 +53,8 @@
 //! ## What is where
 //!
 //! - [`Runtime`] (`runtime.rs`): the engine, the kernel forms (each compiled once, on first
-//!   use), the epoch ticker of call timeouts.
+//!   use), the epoch ticker of call timeouts; [`cache`]: the compilation cache on disk
+//!   ([`RuntimeOptions::cache`]).
 //! - [`PluginOptions`] (`options.rs`): config, allowed HTTP hosts, WASI, timeout, fuel,
 //!   memory limit, log level, var and HTTP limits, user host functions.
 //! - [`Plugin`] (`plugin.rs`): a plugin linked to a kernel and the host functions;
@@ -76,6 +77,7 @@
 
 pub mod artifacts;
 pub mod backend;
+pub mod cache;
 pub mod componentize;
 pub mod composed;
 pub mod density;
@@ -91,6 +93,7 @@ pub mod runtime;
 pub mod state;
 
 pub use backend::KernelKind;
+pub use cache::CacheStats;
 pub use composed::ComposedPlugin;
 pub use error::CallError;
 pub use host_fns::{CurrentPlugin, HostFunction};
