@@ -2,7 +2,7 @@
 CARGO ?= cargo
 WASM_TARGETS := wasm32-unknown-unknown wasm32-wasip1 wasm32-wasip2
 
-.PHONY: setup build demo test check bench fuzz fuzz-setup fuzz-smoke miri clean
+.PHONY: setup build demo test check bench bench-startup bench-startup-extism fuzz fuzz-setup fuzz-smoke miri clean
 
 setup:
 	@installed="$$(rustup target list --installed)"; \
@@ -40,6 +40,28 @@ bench: setup
 	$(CARGO) build -p host-demo --release
 	$(CARGO) bench -p kernel-bench
 	$(CARGO) run -q -p kernel-bench --release --bin report
+
+# Whole-process start-up of `host-demo call` (release): one count_vowels call per process,
+# 20 runs each with the compilation cache off, cold and warm; medians. Part of `make bench`'s
+# report too.
+bench-startup: setup
+	$(CARGO) build -p host-demo --release
+	$(CARGO) run -q -p kernel-bench --release --bin startup
+
+# The same, next to the same call through Extism's own runtime: a scratch program
+# (bench/extism-startup/, copied to target/extism-startup/ and built there with its own
+# lock file, never part of the workspace) on the `extism` 1.30.0 crate. Its first build
+# takes several minutes (its own wasmtime). `make bench` then adds its row to the report.
+EXTISM_STARTUP := $(or $(CARGO_TARGET_DIR),target)/extism-startup
+bench-startup-extism: setup
+	$(CARGO) build -p host-demo --release
+	mkdir -p $(EXTISM_STARTUP)/src
+	@for f in Cargo.toml.in:Cargo.toml Cargo.lock:Cargo.lock main.rs:src/main.rs; do \
+	  from=bench/extism-startup/$${f%%:*}; to=$(EXTISM_STARTUP)/$${f#*:}; \
+	  cmp -s $$from $$to || cp $$from $$to; \
+	done
+	env -u CARGO_TARGET_DIR $(CARGO) build --release --locked --manifest-path $(EXTISM_STARTUP)/Cargo.toml --target-dir $(EXTISM_STARTUP)/target
+	$(CARGO) run -q -p kernel-bench --release --bin startup -- --extism $(EXTISM_STARTUP)/target/release/extism-startup
 
 # The allocator's core logic under miri (nightly; slow, so not part of `make test`).
 miri:

@@ -132,13 +132,13 @@ impl RawKernel {
     pub fn new(kernels: &Kernels, id: KernelId) -> Result<Self> {
         let mut store = kernels.store();
         let module = match id {
-            KernelId::Core => kernels.runtime.core_kernel(),
+            KernelId::Core => kernels.runtime.core_kernel()?,
             KernelId::Upstream => &kernels.upstream_module,
             KernelId::Component => {
                 let linker = Linker::new(kernels.runtime.engine());
                 let kernel = bindings::Kernel::instantiate(
                     &mut store,
-                    kernels.runtime.component_kernel(),
+                    kernels.runtime.component_kernel()?,
                     &linker,
                 )?;
                 return Ok(RawKernel::Component {

@@ -13,10 +13,14 @@
 //! - [`kernels`]: the three kernels behind one small driver ([`kernels::RawKernel`]: `alloc`,
 //!   `free`, `length`), each in its own store whose limiter records memory growth.
 //! - [`workloads`]: the seeded generator and the workloads (random actions, churn).
+//! - [`startup`]: whole-process start-up of `host-demo call` (and of Extism's runtime, when
+//!   `make bench-startup-extism` has built its scratch program) with the compilation cache
+//!   off, cold and warm.
 
 pub mod ab;
 pub mod kernels;
 pub mod plots;
+pub mod startup;
 pub mod upstream;
 pub mod workloads;
 

@@ -148,6 +148,48 @@ pub struct CallArgs {
     /// Print the plugin's log lines of this level and above to stderr (off by default).
     #[arg(long, value_enum)]
     pub log_level: Option<LevelArg>,
+    /// The compilation cache.
+    #[command(flatten)]
+    pub cache: CacheArgs,
+}
+
+/// The compilation cache: on by default, in `$XDG_CACHE_HOME/extism-kernel-host` or
+/// `$HOME/.cache/extism-kernel-host`.
+#[derive(Debug, clap::Args)]
+pub struct CacheArgs {
+    /// Compile the plugin and the kernel in this process instead of loading them from the
+    /// compilation cache (on by default, in $XDG_CACHE_HOME/extism-kernel-host or
+    /// $HOME/.cache/extism-kernel-host); the variable is true unless empty, 0, false, no or
+    /// off.
+    #[arg(long, env = "HOST_DEMO_NO_CACHE", value_parser = clap::builder::FalseyValueParser::new())]
+    pub no_cache: bool,
+    /// Keep the compilation cache in this directory (created if missing).
+    #[arg(long, value_name = "DIR", env = "HOST_DEMO_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl CacheArgs {
+    /// The cache directory, `None` if the cache is off (or there is no home directory).
+    pub fn dir(&self) -> Option<PathBuf> {
+        if self.no_cache {
+            return None;
+        }
+        self.cache_dir.clone().or_else(default_cache_dir)
+    }
+}
+
+/// `$XDG_CACHE_HOME/extism-kernel-host` (if it is an absolute path), else
+/// `$HOME/.cache/extism-kernel-host`.
+fn default_cache_dir() -> Option<PathBuf> {
+    let var = |name| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    var("XDG_CACHE_HOME")
+        .filter(|p| p.is_absolute())
+        .or_else(|| var("HOME").map(|h| h.join(".cache")))
+        .map(|d| d.join("extism-kernel-host"))
 }
 
 /// `host-demo density PLUGIN FUNCTION`.
@@ -184,6 +226,9 @@ pub struct DensityArgs {
     /// Print the figures as one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+    /// The compilation cache.
+    #[command(flatten)]
+    pub cache: CacheArgs,
 }
 
 impl From<LevelArg> for log::Level {
@@ -312,6 +357,7 @@ pub fn call(args: CallArgs) -> Result<i32> {
     let input = read_input(&args)?;
     let runtime = Runtime::new(RuntimeOptions {
         fuel: args.fuel.is_some(),
+        cache: args.cache.dir(),
         ..RuntimeOptions::default()
     })?;
     let mut options = PluginOptions {
@@ -424,6 +470,7 @@ pub fn density(args: DensityArgs) -> Result<i32> {
         .then(|| u32::try_from(args.instances + 1).unwrap_or(u32::MAX));
     let runtime = Runtime::new(RuntimeOptions {
         pooling,
+        cache: args.cache.dir(),
         ..RuntimeOptions::default()
     })?;
     let kernel_wasm = read_kernel(&args.kernel_wasm)?;

@@ -2,11 +2,24 @@
 //! `componentize` writes what the library makes, and `call` takes `extism call`'s flags and
 //! manifests.
 
+use std::path::{Path, PathBuf};
 use std::process::Command;
+
+/// `host-demo`, with its compilation cache in a temporary directory shared by the test runs
+/// (entries are keyed by content, so sharing is safe), not in the user's.
+fn host_demo_command() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_host-demo"));
+    cmd.env(
+        "HOST_DEMO_CACHE_DIR",
+        std::env::temp_dir().join("host-demo-cli-cache"),
+    )
+    .env_remove("HOST_DEMO_NO_CACHE");
+    cmd
+}
 
 /// Runs `host-demo` with `args`; its exit code and stderr.
 fn host_demo(args: &[&std::ffi::OsStr]) -> (Option<i32>, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_host-demo"))
+    let out = host_demo_command()
         .args(args)
         .output()
         .expect("running host-demo");
@@ -114,7 +127,7 @@ fn the_cli_round_trip_works() {
     let dir = std::env::temp_dir().join(format!("componentize-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let out = dir.join("echo.component.wasm");
-    let status = Command::new(env!("CARGO_BIN_EXE_host-demo"))
+    let status = host_demo_command()
         .args(["componentize", "sample:echo", "-o"])
         .arg(&out)
         .status()
@@ -126,7 +139,7 @@ fn the_cli_round_trip_works() {
         written,
         plugin_host::componentize::componentize(echo).unwrap()
     );
-    let call = Command::new(env!("CARGO_BIN_EXE_host-demo"))
+    let call = host_demo_command()
         .arg("call")
         .arg(&out)
         .args(["reverse", "--input", "stressed"])
@@ -144,7 +157,7 @@ fn the_cli_round_trip_works() {
 /// Runs `host-demo` with string arguments; `Ok(stdout)` on success, `Err(stderr)` on exit 1
 /// (which must be one line).
 fn run(args: &[&str]) -> Result<String, String> {
-    let out = Command::new(env!("CARGO_BIN_EXE_host-demo"))
+    let out = host_demo_command()
         .args(args)
         .output()
         .expect("running host-demo");
@@ -353,4 +366,130 @@ fn http_response_max_limits_responses() {
     let e = run(&[&base[..], &["--http-response-max", "9"]].concat()).unwrap_err();
     assert!(e.contains("exceeds 9 bytes"), "{e}");
     server.join().unwrap();
+}
+
+/// `host-demo call sample:count_vowels count_vowels --input "Hello, World!"` with the cache
+/// in `dir` (`None`: the variable unset) and `extra` arguments; stdout and stderr, after
+/// checking that it succeeded.
+fn count_vowels(dir: Option<&Path>, extra: &[&str], env: &[(&str, &str)]) -> (Vec<u8>, String) {
+    let mut cmd = host_demo_command();
+    match dir {
+        Some(d) => cmd.env("HOST_DEMO_CACHE_DIR", d),
+        None => cmd.env_remove("HOST_DEMO_CACHE_DIR"),
+    };
+    cmd.envs(env.iter().copied());
+    let out = cmd
+        .args(["call", "sample:count_vowels", "count_vowels"])
+        .args(["--input", "Hello, World!"])
+        .args(extra)
+        .output()
+        .expect("running host-demo");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{extra:?} {env:?}: {stderr}");
+    (out.stdout, stderr)
+}
+
+/// The cache's entries with their modification times, sorted.
+fn entries(dir: &Path) -> Vec<(PathBuf, std::time::SystemTime)> {
+    let mut v: Vec<_> = std::fs::read_dir(dir)
+        .expect("reading the cache directory")
+        .map(|e| e.expect("an entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "cwasm"))
+        .map(|p| {
+            let t = std::fs::metadata(&p).unwrap().modified().unwrap();
+            (p, t)
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn call_uses_the_compilation_cache_unless_told_not_to() {
+    const VOWELS: &[u8] = br#"{"count":3,"total":3,"vowels":"aeiouAEIOU"}"#;
+    let root = std::env::temp_dir().join(format!("host-demo-cache-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let dir = root.join("cache");
+
+    // Cold: the plugin and the core kernel compiled and stored.
+    let (cold, stderr) = count_vowels(Some(&dir), &[], &[]);
+    assert_eq!((cold.as_slice(), stderr.as_str()), (VOWELS, ""));
+    let stored = entries(&dir);
+    assert_eq!(stored.len(), 2, "{stored:?}");
+    // Warm: the same output, and nothing compiled or written again.
+    let (warm, stderr) = count_vowels(Some(&dir), &[], &[]);
+    assert_eq!((warm.as_slice(), stderr.as_str()), (VOWELS, ""));
+    assert_eq!(entries(&dir), stored, "a warm run rewrote an entry");
+    // `--cache-dir` names the directory too.
+    let (out, _) = count_vowels(None, &["--cache-dir", dir.to_str().unwrap()], &[]);
+    assert_eq!(out, VOWELS);
+    assert_eq!(entries(&dir), stored);
+
+    // Off: `--no-cache`, or HOST_DEMO_NO_CACHE set to a true value, touch no directory.
+    let unused = root.join("unused");
+    for (extra, env) in [
+        (&["--no-cache"][..], &[][..]),
+        (&[], &[("HOST_DEMO_NO_CACHE", "1")]),
+        (&[], &[("HOST_DEMO_NO_CACHE", "yes")]),
+    ] {
+        let (out, stderr) = count_vowels(Some(&unused), extra, env);
+        assert_eq!((out.as_slice(), stderr.as_str()), (VOWELS, ""));
+        assert!(!unused.exists(), "{extra:?} {env:?} used the cache");
+    }
+    let (out, _) = count_vowels(Some(&unused), &[], &[("HOST_DEMO_NO_CACHE", "0")]);
+    assert_eq!(out, VOWELS);
+    assert_eq!(entries(&unused).len(), 2, "HOST_DEMO_NO_CACHE=0 is off");
+
+    // The default directory: $XDG_CACHE_HOME/extism-kernel-host, else under $HOME.
+    let xdg = root.join("xdg");
+    let (out, _) = count_vowels(None, &[], &[("XDG_CACHE_HOME", xdg.to_str().unwrap())]);
+    assert_eq!(out, VOWELS);
+    assert_eq!(entries(&xdg.join("extism-kernel-host")).len(), 2);
+    let home = root.join("home");
+    let (out, _) = count_vowels(
+        None,
+        &[],
+        &[("XDG_CACHE_HOME", ""), ("HOME", home.to_str().unwrap())],
+    );
+    assert_eq!(out, VOWELS);
+    assert_eq!(entries(&home.join(".cache/extism-kernel-host")).len(), 2);
+
+    // A corrupt entry: one warning line, the right output, the entry stored anew.
+    let victim = &stored[0].0;
+    let bytes = std::fs::read(victim).unwrap();
+    std::fs::write(victim, &bytes[..bytes.len() / 2]).unwrap();
+    let (out, stderr) = count_vowels(Some(&dir), &[], &[]);
+    assert_eq!(out, VOWELS);
+    assert!(
+        stderr.starts_with("warning: compilation cache: ") && stderr.lines().count() == 1,
+        "{stderr:?}"
+    );
+    assert_eq!(std::fs::read(victim).unwrap(), bytes, "stored anew");
+
+    // A directory that cannot be made (its parent is a file): one warning, the right output.
+    let file = root.join("a-file");
+    std::fs::write(&file, b"not a directory").unwrap();
+    let (out, stderr) = count_vowels(Some(&file.join("cache")), &[], &[]);
+    assert_eq!(out, VOWELS);
+    assert!(
+        stderr.starts_with("warning: compilation cache: cannot create ")
+            && stderr.lines().count() == 1,
+        "{stderr:?}"
+    );
+
+    // `--help` tells of the flag and the variables.
+    let help = host_demo_command()
+        .args(["call", "--help"])
+        .output()
+        .expect("running host-demo");
+    let help = String::from_utf8_lossy(&help.stdout);
+    for w in [
+        "--no-cache",
+        "HOST_DEMO_NO_CACHE",
+        "--cache-dir",
+        "HOST_DEMO_CACHE_DIR",
+    ] {
+        assert!(help.contains(w), "--help lacks {w}: {help}");
+    }
+    std::fs::remove_dir_all(&root).unwrap();
 }

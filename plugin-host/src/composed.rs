@@ -23,7 +23,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 use wasmtime::Store;
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{HasSelf, Linker};
 use wasmtime::error::Context;
 use wasmtime::{Result, bail};
 
@@ -129,8 +129,9 @@ impl ComposedPlugin {
     /// composed plugin has no WASI); its user functions must be [`HostFunction::bytes`]
     /// functions.
     pub fn new(runtime: &Runtime, wasm: &[u8], options: PluginOptions) -> Result<Self> {
-        let component =
-            Component::new(runtime.engine(), wasm).context("compiling the composed plugin")?;
+        let component = runtime
+            .compile_component(wasm)
+            .context("compiling the composed plugin")?;
         let mut linker = Linker::new(runtime.engine());
         bindings::Plugin::add_to_linker::<_, HasSelf<ComposedState>>(&mut linker, |s| s)?;
         let pre = bindings::PluginPre::new(linker.instantiate_pre(&component)?)

@@ -26,7 +26,8 @@
 //!         (call $output_set (local.get $h) (call $input_length))
 //!         (i32.const 0)))"#)?;
 //!
-//! // One runtime per process: the engine, both kernel forms compiled, the timeout clock.
+//! // One runtime per process: the engine, the kernel forms (each compiled on first use),
+//! // the timeout clock; `RuntimeOptions::cache` keeps compiled code on disk.
 //! let runtime = Runtime::new(RuntimeOptions::default())?;
 //! let options = PluginOptions {
 //!     functions: vec![HostFunction::bytes("shout", |input| Ok(input.to_ascii_uppercase()))],
@@ -51,8 +52,9 @@
 //!
 //! ## What is where
 //!
-//! - [`Runtime`] (`runtime.rs`): the engine, both kernel forms compiled once, the epoch
-//!   ticker of call timeouts.
+//! - [`Runtime`] (`runtime.rs`): the engine, the kernel forms (each compiled once, on first
+//!   use), the epoch ticker of call timeouts; [`cache`]: the compilation cache on disk
+//!   ([`RuntimeOptions::cache`]).
 //! - [`PluginOptions`] (`options.rs`): config, allowed HTTP hosts, WASI, timeout, fuel,
 //!   memory limit, log level, var and HTTP limits, user host functions.
 //! - [`Plugin`] (`plugin.rs`): a plugin linked to a kernel and the host functions;
@@ -77,6 +79,7 @@
 
 pub mod artifacts;
 pub mod backend;
+pub mod cache;
 pub mod componentize;
 pub mod composed;
 pub mod density;
@@ -93,6 +96,7 @@ pub mod runtime;
 pub mod state;
 
 pub use backend::KernelKind;
+pub use cache::CacheStats;
 pub use composed::ComposedPlugin;
 pub use error::CallError;
 pub use host_fns::{CurrentPlugin, HostFunction};

@@ -199,7 +199,7 @@ impl PluginPre {
             KernelKind::Core => {
                 let kernel_module = match &options.kernel_wasm {
                     Some(w) => runtime.compile_kernel(w)?,
-                    None => runtime.core_kernel().clone(),
+                    None => runtime.core_kernel()?.clone(),
                 };
                 let pre = Linker::new(engine)
                     .instantiate_pre(&kernel_module)
@@ -209,7 +209,7 @@ impl PluginPre {
             KernelKind::Component => {
                 let component_linker = wasmtime::component::Linker::new(engine);
                 let pre = component_linker
-                    .instantiate_pre(runtime.component_kernel())
+                    .instantiate_pre(runtime.component_kernel()?)
                     .context("the kernel component imports something")?;
                 let pre = bindings::KernelPre::new(pre)?;
                 backend::component::link(&mut linker, &kernel_imports)?;
@@ -473,7 +473,7 @@ fn compile_module(runtime: &Runtime, wasm: &[u8]) -> Result<Module> {
     if !wasm.starts_with(b"\0asm") {
         bail!("the file is not a WebAssembly module (no `\\0asm` header)");
     }
-    Module::new(runtime.engine(), wasm).map_err(|e| {
+    runtime.compile_module(wasm).map_err(|e| {
         format_err!(
             "the plugin is not a valid WebAssembly module: {}",
             one_line(&format!("{e:#}"))

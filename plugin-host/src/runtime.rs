@@ -1,8 +1,11 @@
-//! The engine every plugin of a host shares, with both kernel forms compiled once.
+//! The engine every plugin of a host shares, the kernel forms compiled once each (when a
+//! plugin first needs one), and the compilation cache.
 
 use crate::artifacts;
-use std::sync::Arc;
+use crate::cache::{CacheStats, CompileCache};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use wasmtime::Result;
 use wasmtime::component::Component;
@@ -20,6 +23,17 @@ pub struct RuntimeOptions {
     /// Use wasmtime's pooling allocator, with room for this many live plugin instances
     /// (each with its kernel). Off by default: see [`pooling_config`].
     pub pooling: Option<u32>,
+    /// Keep compiled plugins and kernels in this directory and reuse them across
+    /// processes (created if missing). `None`, the default: compile everything in every
+    /// process, and share nothing between runtimes.
+    ///
+    /// Entries are keyed by the SHA-256 of the wasm bytes, the engine's configuration and
+    /// the wasmtime version, so a changed plugin or setting never loads a stale artifact;
+    /// an entry's integrity is checked before it is loaded. A corrupt entry or a directory
+    /// that cannot be created or written costs a one-line warning on stderr and a
+    /// compilation, never an error. The directory must be as trusted as the program: see
+    /// [`crate::cache`].
+    pub cache: Option<PathBuf>,
 }
 
 /// Largest memory a plugin (or its kernel) may grow to under the pooling allocator.
@@ -81,12 +95,14 @@ impl Drop for EpochTicker {
     }
 }
 
-/// A wasmtime engine with the kernels compiled for it and a thread that advances the epoch.
+/// A wasmtime engine, the kernels compiled for it (each on first use), the compilation
+/// cache, and a thread that advances the epoch.
 #[derive(Debug)]
 pub struct Runtime {
     engine: Engine,
-    core_kernel: Module,
-    component_kernel: Component,
+    core_kernel: OnceLock<Module>,
+    component_kernel: OnceLock<Component>,
+    cache: Option<CompileCache>,
     options: RuntimeOptions,
     ticker: Arc<EpochTicker>,
 }
@@ -103,15 +119,16 @@ impl Runtime {
             config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling_config(n)));
         }
         let engine = Engine::new(&config)?;
-        let core_kernel =
-            Module::new(&engine, artifacts::KERNEL_CORE).context("compiling the kernel module")?;
-        let component_kernel = Component::new(&engine, artifacts::KERNEL_COMPONENT)
-            .context("compiling the kernel component")?;
+        let cache = options
+            .cache
+            .as_deref()
+            .map(|dir| CompileCache::open(dir, &engine));
         let ticker = EpochTicker::start(&engine)?;
         Ok(Runtime {
             engine,
-            core_kernel,
-            component_kernel,
+            core_kernel: OnceLock::new(),
+            component_kernel: OnceLock::new(),
+            cache,
             options,
             ticker,
         })
@@ -132,21 +149,59 @@ impl Runtime {
         &self.options
     }
 
-    /// This project's kernel module, compiled.
-    pub fn core_kernel(&self) -> &Module {
-        &self.core_kernel
+    /// What the compilation cache did so far; `None` without one.
+    pub fn cache_stats(&self) -> Option<CacheStats> {
+        self.cache.as_ref().map(CompileCache::stats)
     }
 
-    /// This project's kernel component, compiled.
-    pub fn component_kernel(&self) -> &Component {
-        &self.component_kernel
+    /// This project's kernel module, compiled (through the cache) the first time it is asked
+    /// for. Threads asking at once may each compile it; one result is kept.
+    pub fn core_kernel(&self) -> Result<&Module> {
+        if let Some(m) = self.core_kernel.get() {
+            return Ok(m);
+        }
+        let m = self
+            .compile_module(artifacts::KERNEL_CORE)
+            .context("compiling the kernel module")?;
+        Ok(self.core_kernel.get_or_init(|| m))
     }
 
-    /// Compiles a kernel module given as bytes (another kernel, such as upstream's), after
-    /// checking that it exports the memory and every ABI function (their types are checked
-    /// when it is instantiated).
+    /// This project's kernel component, compiled (through the cache) the first time it is
+    /// asked for.
+    pub fn component_kernel(&self) -> Result<&Component> {
+        if let Some(c) = self.component_kernel.get() {
+            return Ok(c);
+        }
+        let c = self
+            .compile_component(artifacts::KERNEL_COMPONENT)
+            .context("compiling the kernel component")?;
+        Ok(self.component_kernel.get_or_init(|| c))
+    }
+
+    /// `wasm` compiled as a core module on this engine, through the cache if there is one;
+    /// wasmtime's error, unchanged, if it is not a valid module.
+    pub(crate) fn compile_module(&self, wasm: &[u8]) -> Result<Module> {
+        match &self.cache {
+            Some(cache) => cache.module(&self.engine, wasm),
+            None => Module::new(&self.engine, wasm),
+        }
+    }
+
+    /// `wasm` compiled as a component on this engine, through the cache if there is one.
+    pub(crate) fn compile_component(&self, wasm: &[u8]) -> Result<Component> {
+        match &self.cache {
+            Some(cache) => cache.component(&self.engine, wasm),
+            None => Component::new(&self.engine, wasm),
+        }
+    }
+
+    /// Compiles a kernel module given as bytes (another kernel, such as upstream's), through
+    /// the cache, after checking that it exports the memory and every ABI function (their
+    /// types are checked when it is instantiated).
     pub fn compile_kernel(&self, wasm: &[u8]) -> Result<Module> {
-        let module = Module::new(&self.engine, wasm).context("compiling the kernel module")?;
+        let module = self
+            .compile_module(wasm)
+            .context("compiling the kernel module")?;
         wasmtime::ensure!(
             module.get_export(kernel_abi::MEMORY).is_some(),
             "the kernel module does not export `{}`",

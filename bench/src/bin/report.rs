@@ -3,7 +3,9 @@
 //! Reads the estimates `cargo bench -p kernel-bench` left in `target/criterion`, measures
 //! heap efficiency (the churn workload on each kernel, memory growth recorded by the store's
 //! limiter), runs `target/release/host-demo density` once per kernel and instance count,
-//! each in its own process, then writes `OUT_DIR/REPORT.md` (default `docs/bench`) with SVG
+//! each in its own process, times the start-up of `host-demo call` (and of Extism's runtime,
+//! if `make bench-startup-extism` built it) with the compilation cache off, cold and warm
+//! ([`kernel_bench::startup`]), then writes `OUT_DIR/REPORT.md` (default `docs/bench`) with SVG
 //! plots beside it, prints the tables, and refreshes the README's benchmark table between
 //! its `<!-- bench:begin -->` and `<!-- bench:end -->` markers when they are there.
 
@@ -630,6 +632,22 @@ fn run() -> Result<()> {
         );
     }
 
+    let startup_runs = kernel_bench::startup::RUNS;
+    let scratch = target.join("startup-scratch");
+    let plugin = kernel_bench::startup::plugin_file(&scratch.join("plugin"))?;
+    let mut programs = vec![kernel_bench::startup::host_demo(&bin, &plugin)];
+    let extism_bin = kernel_bench::startup::extism_bin();
+    if extism_bin.exists() {
+        programs.push(kernel_bench::startup::extism(&extism_bin, &plugin));
+    }
+    eprintln!(
+        "report: start-up, {} program(s), {startup_runs} runs each with the cache off, cold and warm",
+        programs.len()
+    );
+    let startup = kernel_bench::startup::measure(&programs, startup_runs, &scratch.join("caches"))?;
+    let _ = std::fs::remove_dir_all(&scratch);
+    let stable = kernel_bench::startup::render(&startup, startup_runs);
+
     let f = collect(&est, &kernels, &density_runs)?;
     let (table, mut unmet) = main_table(&f);
     let (dtable, dunmet) = density_table(&f);
@@ -713,6 +731,20 @@ fn run() -> Result<()> {
     md.push_str("\nA component store's memory is the component's whole linear memory: the kernel's heap arena and whatever the component's own allocator (behind the canonical ABI) holds.\n\n");
     md.push_str("## Density\n\n`target/release/host-demo density sample:count_vowels count_vowels --instances N --input \"Hello, World!\" --threads 2 --json [--kernel-wasm UPSTREAM] [--pooling]`, each run in its own process (resident memory is per process):\n\n");
     md.push_str(&dtable);
+    md.push_str("\n## Start-up\n\n`target/release/host-demo call PLUGIN count_vowels --input \"Hello, World!\"`, the sample `count_vowels` read from a file, one call per process, timed from spawn to exit (`bench/src/startup.rs`): with the compilation cache off (`HOST_DEMO_NO_CACHE=1`), cold (an empty `HOST_DEMO_CACHE_DIR` every run: compile, then store) and warm (a directory filled by a first run). ");
+    if extism_bin.exists() {
+        let _ = write!(
+            md,
+            "Extism's row is the same call through the `extism` {} crate (`bench/extism-startup/`, built by `make bench-startup-extism`), its wasmtime cache configured the same three ways. ",
+            kernel_bench::startup::EXTISM_VERSION
+        );
+    } else {
+        md.push_str(
+            "`make bench-startup-extism` adds the same call through Extism's own runtime. ",
+        );
+    }
+    md.push_str("Runs of every program and mode are interleaved.\n\n");
+    md.push_str(&stable);
     md.push_str("\n## Goals not met\n\n");
     if unmet.is_empty() {
         md.push_str("None: every goal above is met in this run.\n");
@@ -732,6 +764,7 @@ fn run() -> Result<()> {
     println!("{heading}");
     println!("{table}");
     println!("{dtable}");
+    println!("{stable}");
     if unmet.is_empty() {
         println!("Every goal is met.");
     } else {
@@ -740,7 +773,7 @@ fn run() -> Result<()> {
             println!("- {u}");
         }
     }
-    let readme_table = format!("{heading}\n{table}\n{dtable}");
+    let readme_table = format!("{heading}\n{table}\n{dtable}\n{stable}");
     if replace_readme_table(&root.join("README.md"), &readme_table)? {
         println!("\nrefreshed the table in README.md");
     }
