@@ -303,7 +303,7 @@ export class ExtismHost {
       httpHeaders: () => this.httpHeaders(),
       userCall: (namespace, name, input) => this.userCall(namespace, name, input),
     };
-    // jco 1.35's generated code reads `imports['extism:kernel/host']` (no version), while
+    // jco's generated code (1.17.0 and 1.35.0) reads `imports['extism:kernel/host']` (no version), while
     // its .d.ts names `'extism:kernel/host@1.0.0'`: give both.
     return { 'extism:kernel/host': iface, 'extism:kernel/host@1.0.0': iface };
   }
