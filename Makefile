@@ -2,7 +2,7 @@
 CARGO ?= cargo
 WASM_TARGETS := wasm32-unknown-unknown wasm32-wasip1 wasm32-wasip2
 
-.PHONY: setup build demo test check bench bench-startup bench-startup-extism fuzz fuzz-setup fuzz-smoke miri clean
+.PHONY: setup build demo test test-js js-artifacts check bench bench-startup bench-startup-extism fuzz fuzz-setup fuzz-smoke miri clean
 
 setup:
 	@installed="$$(rustup target list --installed)"; \
@@ -20,10 +20,39 @@ demo: setup
 	$(CARGO) run -q -p host-demo --release -- demo
 
 # Native unit and property tests, the contract suite on both built forms, the plugin tests;
-# then kernel-core's wasm32-only doc examples (`HeapAllocator` takes linear memory only).
+# then kernel-core's wasm32-only doc examples (`HeapAllocator` takes linear memory only) and
+# the JavaScript host's tests (test-js).
 test: setup
 	$(CARGO) test --workspace
 	$(CARGO) test --doc -p kernel-core --target wasm32-wasip1
+	$(MAKE) test-js
+
+# The JavaScript host (js/, see js/README.md) with Node's test runner: the kernel component
+# and the composed sample plugins transpiled by jco (pinned in js/package-lock.json) into
+# target/js, run by js/extism-host.js and compared with `host-demo call`. Needs Node 20 and
+# npm (the registry, for `npm ci`, which runs again only when the lockfile changes).
+JS_OUT := target/js
+JS_SAMPLES := echo count_vowels fail alloc_churn host_fn http
+JCO := js/node_modules/.bin/jco transpile --instantiation async --no-typescript --quiet
+
+test-js: js-artifacts
+	cd js && node --test test/*.test.mjs
+
+js/node_modules/.package-lock.json: js/package.json js/package-lock.json
+	cd js && npm ci --no-audit --no-fund
+
+# The kernel component (kernel-build writes every artifact, the plain sample plugins too),
+# each sample composed (`host-demo componentize`), and jco's output for each, in $(JS_OUT).
+js-artifacts: setup js/node_modules/.package-lock.json
+	$(CARGO) run -q -p kernel-build --release -- $(JS_OUT)/artifacts
+	$(CARGO) build -q -p host-demo --release
+	for s in $(JS_SAMPLES); do \
+	  $(CARGO) run -q -p host-demo --release -- componentize sample:$$s -o $(JS_OUT)/$$s.component.wasm || exit 1; \
+	done
+	rm -rf $(JS_OUT)/kernel $(addprefix $(JS_OUT)/,$(JS_SAMPLES))
+	$(JCO) $(JS_OUT)/artifacts/extism-kernel.component.wasm -o $(JS_OUT)/kernel --name kernel
+	for s in $(JS_SAMPLES); do $(JCO) $(JS_OUT)/$$s.component.wasm -o $(JS_OUT)/$$s --name $$s || exit 1; done
+	echo '{"type": "module"}' > $(JS_OUT)/package.json
 
 check: setup
 	$(CARGO) fmt --all --check
