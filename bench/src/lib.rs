@@ -87,3 +87,14 @@ pub fn run_json(
     );
     serde_json::from_slice(&out.stdout).with_context(|| format!("parsing the JSON of {what}"))
 }
+
+/// A bin's exit: success, or the error on one line after `name: `, and failure.
+pub fn exit(name: &str, result: wasmtime::Result<()>) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{name}: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -75,35 +75,28 @@ trait Artifact: Sized {
     unsafe fn deserialize(engine: &Engine, bytes: &[u8]) -> Result<Self>;
 }
 
-impl Artifact for Module {
-    const KIND: Kind = Kind::Module;
-    fn compile(engine: &Engine, wasm: &[u8]) -> Result<Self> {
-        Module::new(engine, wasm)
-    }
-    fn serialize(&self) -> Result<Vec<u8>> {
-        Module::serialize(self)
-    }
-    unsafe fn deserialize(engine: &Engine, bytes: &[u8]) -> Result<Self> {
-        // SAFETY: the caller guarantees that `bytes` is a module serialized by wasmtime for
-        // an engine of this configuration, which is `Module::deserialize`'s contract.
-        unsafe { Module::deserialize(engine, bytes) }
-    }
+macro_rules! artifact {
+    ($ty:ident, $kind:ident) => {
+        impl Artifact for $ty {
+            const KIND: Kind = Kind::$kind;
+            fn compile(engine: &Engine, wasm: &[u8]) -> Result<Self> {
+                $ty::new(engine, wasm)
+            }
+            fn serialize(&self) -> Result<Vec<u8>> {
+                $ty::serialize(self)
+            }
+            unsafe fn deserialize(engine: &Engine, bytes: &[u8]) -> Result<Self> {
+                // SAFETY: the caller guarantees that `bytes` is an artifact of this type
+                // serialized by wasmtime for an engine of this configuration, which is the
+                // contract of its `deserialize`.
+                unsafe { $ty::deserialize(engine, bytes) }
+            }
+        }
+    };
 }
 
-impl Artifact for Component {
-    const KIND: Kind = Kind::Component;
-    fn compile(engine: &Engine, wasm: &[u8]) -> Result<Self> {
-        Component::new(engine, wasm)
-    }
-    fn serialize(&self) -> Result<Vec<u8>> {
-        Component::serialize(self)
-    }
-    unsafe fn deserialize(engine: &Engine, bytes: &[u8]) -> Result<Self> {
-        // SAFETY: the caller guarantees that `bytes` is a component serialized by wasmtime
-        // for an engine of this configuration, which is `Component::deserialize`'s contract.
-        unsafe { Component::deserialize(engine, bytes) }
-    }
-}
+artifact!(Module, Module);
+artifact!(Component, Component);
 
 /// A `Hasher` that feeds everything it is given into SHA-256, so that wasmtime's
 /// `impl Hash` of the engine's compilation settings becomes part of the key whole, not

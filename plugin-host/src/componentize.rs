@@ -278,6 +278,14 @@ fn reencode_err(e: reencode::Error<String>) -> anyhow::Error {
 
 /// The second pass: the plugin module of world `plugin-module`, before its metadata.
 fn rewrite(plugin: &[u8], plan: &Plan) -> Result<Vec<u8>> {
+    // A section re-encoded unchanged (its indices do not move).
+    macro_rules! copy {
+        ($re:ident, $module:ident, $new:expr, $parse:ident, $s:expr) => {{
+            let mut out = $new;
+            $re.$parse(&mut out, $s).map_err(reencode_err)?;
+            $module.section(&out);
+        }};
+    }
     ensure!(
         !plan.defined.is_empty(),
         "cannot componentize: the plugin defines no functions"
@@ -352,24 +360,32 @@ fn rewrite(plugin: &[u8], plan: &Plan) -> Result<Vec<u8>> {
                 module.section(&functions);
             }
             Payload::TableSection(s) => {
-                let mut out = wasm_encoder::TableSection::new();
-                re.parse_table_section(&mut out, s).map_err(reencode_err)?;
-                module.section(&out);
+                copy!(
+                    re,
+                    module,
+                    wasm_encoder::TableSection::new(),
+                    parse_table_section,
+                    s
+                )
             }
             Payload::MemorySection(s) => {
-                let mut out = MemorySection::new();
-                re.parse_memory_section(&mut out, s).map_err(reencode_err)?;
-                module.section(&out);
+                copy!(re, module, MemorySection::new(), parse_memory_section, s)
             }
-            Payload::TagSection(s) => {
-                let mut out = wasm_encoder::TagSection::new();
-                re.parse_tag_section(&mut out, s).map_err(reencode_err)?;
-                module.section(&out);
-            }
+            Payload::TagSection(s) => copy!(
+                re,
+                module,
+                wasm_encoder::TagSection::new(),
+                parse_tag_section,
+                s
+            ),
             Payload::GlobalSection(s) => {
-                let mut out = wasm_encoder::GlobalSection::new();
-                re.parse_global_section(&mut out, s).map_err(reencode_err)?;
-                module.section(&out);
+                copy!(
+                    re,
+                    module,
+                    wasm_encoder::GlobalSection::new(),
+                    parse_global_section,
+                    s
+                )
             }
             Payload::ExportSection(_) => {
                 let mut exports = ExportSection::new();

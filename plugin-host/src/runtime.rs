@@ -157,25 +157,19 @@ impl Runtime {
     /// This project's kernel module, compiled (through the cache) the first time it is asked
     /// for. Threads asking at once may each compile it; one result is kept.
     pub fn core_kernel(&self) -> Result<&Module> {
-        if let Some(m) = self.core_kernel.get() {
-            return Ok(m);
-        }
-        let m = self
-            .compile_module(artifacts::KERNEL_CORE)
-            .context("compiling the kernel module")?;
-        Ok(self.core_kernel.get_or_init(|| m))
+        lazily(&self.core_kernel, || {
+            self.compile_module(artifacts::KERNEL_CORE)
+                .context("compiling the kernel module")
+        })
     }
 
     /// This project's kernel component, compiled (through the cache) the first time it is
     /// asked for.
     pub fn component_kernel(&self) -> Result<&Component> {
-        if let Some(c) = self.component_kernel.get() {
-            return Ok(c);
-        }
-        let c = self
-            .compile_component(artifacts::KERNEL_COMPONENT)
-            .context("compiling the kernel component")?;
-        Ok(self.component_kernel.get_or_init(|| c))
+        lazily(&self.component_kernel, || {
+            self.compile_component(artifacts::KERNEL_COMPONENT)
+                .context("compiling the kernel component")
+        })
     }
 
     /// `wasm` compiled as a core module on this engine, through the cache if there is one;
@@ -216,4 +210,13 @@ impl Runtime {
         }
         Ok(module)
     }
+}
+
+/// The value in `cell`, made by `make` the first time (a failure is returned and not kept).
+fn lazily<T>(cell: &std::sync::OnceLock<T>, make: impl FnOnce() -> Result<T>) -> Result<&T> {
+    if let Some(v) = cell.get() {
+        return Ok(v);
+    }
+    let v = make()?;
+    Ok(cell.get_or_init(|| v))
 }

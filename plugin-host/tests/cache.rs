@@ -55,6 +55,16 @@ fn count_vowels(runtime: &Runtime, kernel: KernelKind) -> Vec<u8> {
         .expect("calling")
 }
 
+/// Cache statistics: hits, misses, stores, warnings.
+fn counts(hits: u64, misses: u64, stored: u64, warnings: u64) -> CacheStats {
+    CacheStats {
+        hits,
+        misses,
+        stored,
+        warnings,
+    }
+}
+
 #[test]
 fn runtime_is_send_and_sync() {
     fn check<T: Send + Sync>() {}
@@ -75,29 +85,13 @@ fn a_second_runtime_loads_the_plugin_and_kernel_without_compiling() {
     assert_eq!(count_vowels(&first, KernelKind::Core), VOWELS);
     // The plugin and the core kernel, compiled and stored; the kernel component is not
     // compiled, since no plugin used it.
-    assert_eq!(
-        stats(&first),
-        CacheStats {
-            hits: 0,
-            misses: 2,
-            stored: 2,
-            warnings: 0
-        }
-    );
+    assert_eq!(stats(&first), counts(0, 2, 2, 0));
     assert_eq!(entries(&dir).len(), 2);
     drop(first);
 
     let second = cached(&dir, false);
     assert_eq!(count_vowels(&second, KernelKind::Core), VOWELS);
-    assert_eq!(
-        stats(&second),
-        CacheStats {
-            hits: 2,
-            misses: 0,
-            stored: 0,
-            warnings: 0
-        }
-    );
+    assert_eq!(stats(&second), counts(2, 0, 0, 0));
     // The same runtime, the same plugin again: the kernel is kept in memory, the plugin
     // comes from the cache once more.
     assert_eq!(count_vowels(&second, KernelKind::Core), VOWELS);

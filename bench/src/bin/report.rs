@@ -787,11 +787,5 @@ fn run() -> Result<()> {
 }
 
 fn main() -> ExitCode {
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("report: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    kernel_bench::exit("report", run())
 }

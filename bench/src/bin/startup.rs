@@ -68,11 +68,5 @@ fn run() -> Result<()> {
 }
 
 fn main() -> ExitCode {
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("startup: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    kernel_bench::exit("startup", run())
 }
