@@ -263,3 +263,20 @@ fn build_component(
     )?;
     Ok(dst)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_wasm_target_is_one_line_naming_it_and_make_setup() {
+        let e = check_targets(&["wasm32-nonexistent-target"]).unwrap_err();
+        let line = format!("{e:#}");
+        assert_eq!(
+            line,
+            "the Rust target `wasm32-nonexistent-target` is not installed: run `make setup` (or `rustup target add wasm32-unknown-unknown wasm32-wasip1`)"
+        );
+        // The targets the builds use are installed here (make setup ran).
+        check_targets(&WASM_TARGETS).unwrap();
+    }
+}
