@@ -4,7 +4,7 @@
 //! cargo unifies features across one invocation, so building the core module (feature
 //! `exports`) together with the component would give the component the raw `alloc`/`free`
 //! symbols. The nested builds use their own target directory, so they never wait on the
-//! lock of the build that runs them (host-demo's build script).
+//! lock of the build that runs them (the build scripts of plugin-host and host-fixtures).
 
 use crate::{componentize::componentize, postlink::finish_core_module};
 use anyhow::{Context, Result, ensure};
