@@ -111,6 +111,12 @@ pub(crate) fn check_import_type(
     }
 }
 
+/// The index of the plugin's other module that module `i`'s imports from `from` name, if one
+/// does (a module's imports of its own name are not links).
+pub(crate) fn linked_module(names: &[&str], i: usize, from: &str) -> Option<usize> {
+    names.iter().position(|n| *n == from).filter(|&j| j != i)
+}
+
 /// The order to instantiate the modules in: each after the modules it imports from. `deps[i]`
 /// lists the modules module `i` imports from; an import cycle is an error naming it.
 pub(crate) fn instantiation_order(names: &[&str], deps: &[Vec<usize>]) -> Result<Vec<usize>> {

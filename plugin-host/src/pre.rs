@@ -24,6 +24,7 @@ use crate::error::{CallError, one_line};
 use crate::host_fns;
 use crate::link::{
     PlannedModule, PluginLink, Source, check_import_type, classify_imports, instantiation_order,
+    linked_module,
 };
 use crate::manifest::{MAIN, NamedModule};
 use crate::options::PluginOptions;
@@ -154,12 +155,7 @@ impl PluginPre {
             }
             let mut d: Vec<usize> = module
                 .imports()
-                .filter_map(|im| {
-                    names
-                        .iter()
-                        .position(|n| *n == im.module())
-                        .filter(|&j| j != i)
-                })
+                .filter_map(|im| linked_module(&names, i, im.module()))
                 .collect();
             d.dedup();
             deps.push(d);
@@ -229,26 +225,21 @@ impl PluginPre {
                 let mut plan = Vec::new();
                 for import in m.imports() {
                     let (from, name) = (import.module(), import.name());
-                    plan.push(match names.iter().position(|n| *n == from).filter(|&j| j != i) {
+                    plan.push(match linked_module(&names, i, from) {
                         Some(j) => {
-                            let export = modules[j].get_export_index(name).with_context(|| {
+                            let what = format!("the module `{from}`");
+                            let missing = || {
                                 format!(
-                                    "the module `{}` imports `{from}::{name}`, which the module `{from}` does not export",
+                                    "the module `{}` imports `{from}::{name}`, which {what} does not export",
                                     names[i]
                                 )
-                            })?;
-                            let ty = modules[j].get_export(name).expect("the export exists");
-                            check_import_type(&import.ty(), &ty, from, name, &format!("the module `{from}`"))?;
-                            Source::Module(j, export)
+                            };
+                            Source::Module(j, answer(&modules[j], &import, &what, missing)?)
                         }
                         None => match &kernel_module {
                             Some(k) if from == ENV && kernel_imports.iter().any(|n| n == name) => {
-                                let export = k
-                                    .get_export_index(name)
-                                    .with_context(|| format!("the kernel does not export `{name}`"))?;
-                                let ty = k.get_export(name).expect("the export exists");
-                                check_import_type(&import.ty(), &ty, ENV, name, "the kernel")?;
-                                Source::Kernel(export)
+                                let missing = || format!("the kernel does not export `{name}`");
+                                Source::Kernel(answer(k, &import, "the kernel", missing)?)
                             }
                             _ => Source::Linker(from.to_string(), name.to_string()),
                         },
@@ -463,6 +454,21 @@ impl PluginPre {
         }
         main.context("the plan has no main module")
     }
+}
+
+/// The export of `module` that answers `import` (of the same name), type-checked; `what`
+/// names `module` in a type error, `missing` is the error when it has no such export.
+fn answer(
+    module: &Module,
+    import: &wasmtime::ImportType<'_>,
+    what: &str,
+    missing: impl FnOnce() -> String,
+) -> Result<ModuleExport> {
+    let name = import.name();
+    let export = module.get_export_index(name).with_context(missing)?;
+    let ty = module.get_export(name).expect("the export exists");
+    check_import_type(&import.ty(), &ty, import.module(), name, what)?;
+    Ok(export)
 }
 
 /// Compiles one module of a plugin, refusing what is not a core wasm module.
