@@ -334,16 +334,15 @@ pub fn call(args: CallArgs) -> Result<i32> {
             .format_target(false)
             .try_init();
     }
-    let bytes = read_plugin(&args.plugin)?;
+    let wasm = read_plugin(&args.plugin)?;
     // A manifest: with --manifest, or a text file that parses as one.
     let manifest = if args.manifest {
-        Some(Manifest::parse(&bytes).with_context(|| format!("in {}", args.plugin))?)
-    } else if looks_like_manifest(&bytes) {
-        Manifest::parse(&bytes).ok()
+        Some(Manifest::parse(&wasm).with_context(|| format!("in {}", args.plugin))?)
+    } else if looks_like_manifest(&wasm) {
+        Manifest::parse(&wasm).ok()
     } else {
         None
     };
-    let wasm = bytes;
     let composed = manifest.is_none() && plugin_host::is_component(&wasm);
     if composed && (args.wasi || args.kernel_wasm.is_some()) {
         // A composed plugin (`host-demo componentize`) carries its own kernel.
