@@ -41,6 +41,7 @@
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder(); // lossy: invalid UTF-8 becomes U+FFFD
+const strictDecoder = new TextDecoder('utf-8', { fatal: true });
 
 /** The log levels, from the most verbose; their index is what `get-log-level` answers. */
 export const LOG_LEVELS = Object.freeze(['trace', 'debug', 'info', 'warn', 'error']);
@@ -72,6 +73,24 @@ export function toBytes(data) {
   throw new TypeError('expected a string, a Uint8Array or an ArrayBuffer');
 }
 
+/** A config key's bytes as a string: one that is not UTF-8 matches nothing (as plugin-host). */
+function configKey(bytes) {
+  try {
+    return strictDecoder.decode(bytes);
+  } catch {
+    return undefined;
+  }
+}
+
+/** A var key's bytes as a string: one that is not UTF-8 fails the call (as plugin-host). */
+function varKey(bytes, what) {
+  try {
+    return strictDecoder.decode(bytes);
+  } catch {
+    throw new HostError(`${what}: the key is not valid UTF-8`);
+  }
+}
+
 /** A failure of a host service: thrown into the plugin, it traps the call. */
 export class HostError extends Error {
   constructor(message) {
@@ -83,7 +102,6 @@ export class HostError extends Error {
 /**
  * Why a call failed. `kind` is one of:
  * - `'no-function'`: the plugin has no Extism function `functionName`;
- * - `'input-too-large'`: the kernel cannot hold the input (`inputLength` bytes);
  * - `'failed'`: the function returned the non-zero `code`, with the error message
  *   `pluginMessage` it set (`undefined` when none);
  * - `'trap'`: the plugin trapped, or a host service failed (`cause` holds the exception).
@@ -293,11 +311,12 @@ export class ExtismHost {
   /** The import object for jco's `instantiate`, under both names jco may look up. */
   imports() {
     const iface = {
-      configGet: (key) => this.configGet(key),
-      varGet: (key) => this.varGet(key),
-      varSet: (key, value) => this.varSet(key, value),
+      // Keys and log messages arrive as the plugin's bytes (Uint8Array).
+      configGet: (key) => this.configGet(configKey(key)),
+      varGet: (key) => this.varGet(varKey(key, 'var_get')),
+      varSet: (key, value) => this.varSet(varKey(key, 'var_set'), value),
       getLogLevel: () => this.getLogLevel(),
-      log: (level, message) => this.log(level, message),
+      log: (level, message) => this.log(level, decoder.decode(message)),
       httpRequest: (request, body) => this.httpRequest(request, body),
       httpStatusCode: () => this.httpStatusCode(),
       httpHeaders: () => this.httpHeaders(),
@@ -310,6 +329,7 @@ export class ExtismHost {
 
   /** `config-get`: the value of `key`, `undefined` when absent. */
   configGet(key) {
+    if (key === undefined) return undefined;
     const v = this.config.get(key);
     return v === undefined ? undefined : String(v);
   }
@@ -507,12 +527,9 @@ function entryError(payload) {
   switch (payload.tag) {
     case 'no-function':
       return new CallError('no-function', `the plugin has no function \`${payload.val}\``, { functionName: payload.val });
-    case 'input-too-large':
-      return new CallError('input-too-large', `out of memory: the kernel cannot hold an input of ${payload.val} bytes`, {
-        inputLength: payload.val,
-      });
     case 'failed': {
-      const [code, message] = payload.val;
+      const [code, bytes] = payload.val;
+      const message = bytes === undefined ? undefined : decoder.decode(bytes);
       return message === undefined
         ? new CallError('failed', `the plugin returned code ${code}`, { code, pluginMessage: undefined })
         : new CallError('failed', `plugin error (code ${code}): ${oneLine(message)}`, { code, pluginMessage: message });

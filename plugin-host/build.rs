@@ -1,5 +1,4 @@
-//! Builds the kernel's wasm artifacts (the core module, the component and the two adapters of
-//! composed plugins) through kernel-build's nested cargo invocations, so that the library can
+//! Builds the kernel's wasm artifacts (the core module and the component) through kernel-build's nested cargo invocations, so that the library can
 //! embed them: `cargo build` and `cargo test` then work from a fresh clone with nothing built
 //! beforehand. The sample plugins are not built here (see `fixtures/`).
 
@@ -11,7 +10,6 @@ fn main() {
             "kernel-core/Cargo.toml",
             "kernel-component/src",
             "kernel-component/Cargo.toml",
-            "plugin-adapter",
             "wit",
             "kernel-build/src",
             "wasm-util/src",
@@ -27,8 +25,6 @@ fn main() {
             Ok(vec![
                 ("KERNEL_CORE_WASM".into(), a.core),
                 ("KERNEL_COMPONENT_WASM".into(), a.component),
-                ("PLUGIN_ADAPTER_ENV_WASM".into(), a.adapter_env),
-                ("PLUGIN_ADAPTER_ENTRY_WASM".into(), a.adapter_entry),
             ])
         },
     );

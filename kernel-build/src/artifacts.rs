@@ -15,10 +15,6 @@ use std::process::Command;
 pub const CORE_MODULE: &str = "extism-kernel.wasm";
 /// File name of the component.
 pub const COMPONENT: &str = "extism-kernel.component.wasm";
-/// File name of the adapter answering a componentized plugin's host-function imports.
-pub const ADAPTER_ENV: &str = "extism-plugin-env.component.wasm";
-/// File name of the adapter running a componentized plugin's calls.
-pub const ADAPTER_ENTRY: &str = "extism-plugin-entry.component.wasm";
 
 /// Stack of the core module: the kernel's functions barely use one (the contract suite runs
 /// every export under it). Small enough that the statics above it have 2-byte addresses.
@@ -47,10 +43,6 @@ pub struct KernelArtifacts {
     pub core: PathBuf,
     /// The component.
     pub component: PathBuf,
-    /// The env adapter of componentized plugins ([`ADAPTER_ENV`]).
-    pub adapter_env: PathBuf,
-    /// The entry adapter of componentized plugins ([`ADAPTER_ENTRY`]).
-    pub adapter_entry: PathBuf,
 }
 
 /// The wasm targets the builds need; `make setup` installs them.
@@ -119,7 +111,7 @@ fn run(mut c: Command) -> Result<()> {
     Ok(())
 }
 
-/// Builds the core module, the component and the two plugin adapters of the workspace at
+/// Builds the core module and the component of the workspace at
 /// `root` into `out`, using `target_dir` for the nested cargo builds.
 pub fn build_kernels(root: &Path, target_dir: &Path, out: &Path) -> Result<KernelArtifacts> {
     check_targets(&WASM_TARGETS[..1])?;
@@ -136,18 +128,9 @@ pub fn build_kernels(root: &Path, target_dir: &Path, out: &Path) -> Result<Kerne
         &core,
         finish_core_module(&linked).context("post-linking the core module")?,
     )?;
-    // The kernel component and the two adapters of componentized plugins: no_std
-    // wit-bindgen guests, one crate per invocation (so their outputs never collide).
+    // The kernel component: a no_std wit-bindgen guest.
     let component = build_component(root, target_dir, out, "kernel-component", COMPONENT)?;
-    let adapter_env = build_component(root, target_dir, out, "plugin-adapter-env", ADAPTER_ENV)?;
-    let adapter_entry =
-        build_component(root, target_dir, out, "plugin-adapter-entry", ADAPTER_ENTRY)?;
-    Ok(KernelArtifacts {
-        core,
-        component,
-        adapter_env,
-        adapter_entry,
-    })
+    Ok(KernelArtifacts { core, component })
 }
 
 /// Builds the sample plugins (`plugins/`, their own workspace) into `out`, by crate file

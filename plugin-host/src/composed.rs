@@ -13,19 +13,21 @@
 //! message, as the host functions of the core path do. After any trap wasmtime refuses to
 //! enter the component again, so the plugin is instantiated anew, keeping its vars.
 
+use crate::componentize::glue;
 use crate::error::{CallError, Renewal};
 use crate::host_fns::HostFunction;
 use crate::host_fns::log::level_to_int;
+use crate::host_fns::vars::key_string;
 use crate::options::PluginOptions;
 use crate::runtime::{EpochTicker, Runtime};
 use crate::state::Services;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
-use wasmtime::Store;
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::error::Context;
 use wasmtime::{Result, bail};
+use wasmtime::{Store, Trap};
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -46,15 +48,17 @@ pub struct ComposedState {
 }
 
 impl Host for ComposedState {
-    fn config_get(&mut self, key: String) -> Result<Option<String>> {
-        Ok(self.services.config_get(key.as_bytes()).map(str::to_string))
+    fn config_get(&mut self, key: Vec<u8>) -> Result<Option<String>> {
+        Ok(self.services.config_get(&key).map(str::to_string))
     }
 
-    fn var_get(&mut self, key: String) -> Result<Option<Vec<u8>>> {
+    fn var_get(&mut self, key: Vec<u8>) -> Result<Option<Vec<u8>>> {
+        let key = key_string(key, "var_get")?;
         Ok(self.services.var_get(&key).map(<[u8]>::to_vec))
     }
 
-    fn var_set(&mut self, key: String, value: Option<Vec<u8>>) -> Result<()> {
+    fn var_set(&mut self, key: Vec<u8>, value: Option<Vec<u8>>) -> Result<()> {
+        let key = key_string(key, "var_set")?;
         self.services.var_set(key, value)
     }
 
@@ -62,7 +66,7 @@ impl Host for ComposedState {
         Ok(level_to_int(self.services.log_level))
     }
 
-    fn log(&mut self, level: LogLevel, message: String) -> Result<()> {
+    fn log(&mut self, level: LogLevel, message: Vec<u8>) -> Result<()> {
         let level = match level {
             LogLevel::Trace => log::Level::Trace,
             LogLevel::Debug => log::Level::Debug,
@@ -70,7 +74,7 @@ impl Host for ComposedState {
             LogLevel::Warn => log::Level::Warn,
             LogLevel::Error => log::Level::Error,
         };
-        self.services.log(level, message.as_bytes());
+        self.services.log(level, &message);
         Ok(())
     }
 
@@ -187,12 +191,10 @@ impl ComposedPlugin {
         match result {
             Ok(Ok(output)) => Ok(output),
             Ok(Err(EntryError::NoFunction(name))) => Err(CallError::NoFunction(name)),
-            Ok(Err(EntryError::InputTooLarge(n))) => Err(CallError::OutOfMemory(format!(
-                "the kernel cannot hold an input of {n} bytes"
-            ))),
-            Ok(Err(EntryError::Failed((code, message)))) => {
-                Err(CallError::Failed { code, message })
-            }
+            Ok(Err(EntryError::Failed((code, message)))) => Err(CallError::Failed {
+                code,
+                message: message.map(|m| String::from_utf8_lossy(&m).into_owned()),
+            }),
             Err(e) => {
                 let error = self.classify(e);
                 let renewed = self.renew_after_trap();
@@ -207,7 +209,21 @@ impl ComposedPlugin {
     }
 
     fn classify(&self, e: wasmtime::Error) -> CallError {
-        CallError::from_wasm(e, &self.options, self.store.data().services.limits.denied)
+        let denied = self.store.data().services.limits.denied;
+        // A trap of the composition's own glue: its function's name says why.
+        let glue = e
+            .downcast_ref::<wasmtime::WasmBacktrace>()
+            .and_then(|b| b.frames().first())
+            .and_then(|f| f.func_name())
+            .and_then(glue::trap_message);
+        match glue {
+            Some(why)
+                if !denied && matches!(e.downcast_ref(), Some(Trap::UnreachableCodeReached)) =>
+            {
+                CallError::Trap(why.to_string())
+            }
+            _ => CallError::from_wasm(e, &self.options, denied),
+        }
     }
 
     /// A fresh instance in a fresh store, keeping the vars: wasmtime refuses to enter a

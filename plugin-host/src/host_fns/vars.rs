@@ -93,8 +93,8 @@ impl Vars {
     }
 }
 
-/// A var key as a string.
-fn key_string(key: Vec<u8>, what: &str) -> Result<String> {
+/// A var key as a string: one that is not UTF-8 fails the call `what` (on both plugin forms).
+pub(crate) fn key_string(key: Vec<u8>, what: &str) -> Result<String> {
     String::from_utf8(key).or_else(|_| bail!("{what}: the key is not valid UTF-8"))
 }
 

@@ -1,0 +1,252 @@
+//! `host-demo componentize`: an unmodified Extism plugin as one self-contained component.
+//!
+//! A classic plugin is a core module that imports the kernel and the host functions from
+//! `extism:host/env` and exports its functions as `() -> i32` (or `() -> ()`). [`componentize`]
+//! makes it a component of world `plugin` (`wit/extism-plugin.wit`), which imports only the
+//! value-based host services `extism:kernel/host` and exports `extism:kernel/entry`'s
+//! `call(name, input)`.
+//!
+//! Inside, everything is linked at the core level (see [`component`]): the plugin's own
+//! module, unchanged, is instantiated with the kernel's core module instance as its kernel
+//! imports, so a `load_u64` or `store_u64` of the plugin is a direct call into the kernel,
+//! with no component boundary on the way; its host functions are small [`glue`] functions
+//! that pass kernel blocks to the host services as they are. The only lift and lower is at
+//! the component's boundary, where the canonical ABI copies `call`'s input straight into a
+//! kernel block and its output straight out of the output block.
+//!
+//! Refused, with an error naming the import: anything that is neither a kernel function nor
+//! an Extism host function of `extism:host/env` with its ABI type, nor a user host function of
+//! type `(i64) -> i64`; in particular WASI imports (a composed plugin's only import is the
+//! host services), and imported memories, tables and globals.
+
+mod component;
+pub mod glue;
+
+use crate::artifacts;
+use anyhow::{Context, Result, anyhow, bail, ensure};
+use kernel_abi::ENV;
+use wasm_util::wasm_types;
+use wasmparser::{FuncType, Parser, Payload, TypeRef, ValType};
+
+/// The full name of interface `name` of the `extism:kernel` package.
+pub fn interface(name: &str) -> String {
+    format!("extism:kernel/{name}@1.0.0")
+}
+
+/// Where a function import of the plugin is satisfied from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    /// The kernel's export of the same name.
+    Kernel,
+    /// The env glue's Extism host function of the same name.
+    Host,
+    /// The env glue's user host function number `.0`.
+    User(u32),
+}
+
+/// What composing needs to know about a plugin.
+#[derive(Debug, Default)]
+struct Plan {
+    /// Every function type, by type index.
+    types: Vec<FuncType>,
+    /// Every function import, in order: module, name, where it comes from.
+    imports: Vec<(String, String, Target)>,
+    /// The type index of every function import.
+    import_types: Vec<u32>,
+    /// The type index of every defined function.
+    defined: Vec<u32>,
+    /// The user host functions: (module, name), by env glue number.
+    user: Vec<(String, String)>,
+    /// The Extism functions: export name, function index, whether it returns an i32.
+    functions: Vec<(String, u32, bool)>,
+    /// The initialiser (`_initialize` or `__wasm_call_ctors`) to run before the first call.
+    init: Option<String>,
+}
+
+impl Plan {
+    /// The type of function `index`, imported or defined.
+    fn type_of_function(&self, index: u32) -> Result<&FuncType> {
+        let ty = match index.checked_sub(self.import_types.len() as u32) {
+            None => self.import_types[index as usize],
+            Some(i) => *self
+                .defined
+                .get(i as usize)
+                .context("an export refers to a function that does not exist")?,
+        };
+        self.types
+            .get(ty as usize)
+            .context("a function refers to a type that is not a function type")
+    }
+}
+
+fn type_text(params: &[ValType], results: &[ValType]) -> String {
+    let list = |v: &[ValType]| {
+        v.iter()
+            .map(|t| t.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    format!("({}) -> ({})", list(params), list(results))
+}
+
+/// Where the import `module::name` of type `ty` goes, or why it cannot be mapped.
+fn map_import(
+    module: &str,
+    name: &str,
+    ty: &FuncType,
+    user: &mut Vec<(String, String)>,
+) -> Result<Target> {
+    let (params, results) = (ty.params(), ty.results());
+    let refuse = |why: String| {
+        anyhow!(
+            "cannot componentize: the import `{module}::{name}` {} cannot be mapped: {why}",
+            type_text(params, results)
+        )
+    };
+    if module == ENV {
+        // The host functions' core types are `extism:kernel/env`'s, once lowered.
+        let expected = kernel_abi::kernel_function(name)
+            .map(|f| (f, Target::Kernel))
+            .or_else(|| kernel_abi::host_function(name).map(|f| (f, Target::Host)));
+        let Some((f, target)) = expected else {
+            return Err(refuse(format!(
+                "`{ENV}` has no function `{name}` (neither a kernel function nor an Extism host function)"
+            )));
+        };
+        let (p, r) = (wasm_types(f.params), wasm_types(f.results));
+        if p != params || r != results {
+            return Err(refuse(format!("its type should be {}", type_text(&p, &r))));
+        }
+        return Ok(target);
+    }
+    if module.starts_with("wasi") {
+        return Err(refuse(
+            "WASI is not available to a composed plugin, whose only import is the host services (`extism:kernel/host`)".into(),
+        ));
+    }
+    if params != [ValType::I64] || results != [ValType::I64] {
+        return Err(refuse(
+            "a user host function must have the type (i64) -> (i64) (one handle in, one out)"
+                .into(),
+        ));
+    }
+    user.push((module.to_string(), name.to_string()));
+    Ok(Target::User(user.len() as u32 - 1))
+}
+
+/// What kind of item a non-function import is, for the error message.
+fn kind_text(ty: &TypeRef) -> &'static str {
+    match ty {
+        TypeRef::Func(_) | TypeRef::FuncExact(_) => "function",
+        TypeRef::Table(_) => "table",
+        TypeRef::Memory(_) => "memory",
+        TypeRef::Global(_) => "global",
+        TypeRef::Tag(_) => "tag",
+    }
+}
+
+/// The first pass: types, imports and where they go, Extism functions.
+fn analyze(plugin: &[u8]) -> Result<Plan> {
+    let mut plan = Plan::default();
+    for payload in Parser::new(0).parse_all(plugin) {
+        match payload.context("reading the plugin")? {
+            Payload::Version { encoding, .. } => ensure!(
+                encoding == wasmparser::Encoding::Module,
+                "cannot componentize: the plugin is not a core module (already a component?)"
+            ),
+            Payload::TypeSection(s) => {
+                for ty in s.into_iter_err_on_gc_types() {
+                    plan.types.push(ty.context("reading the plugin's types")?);
+                }
+            }
+            Payload::ImportSection(s) => {
+                for import in s.into_imports() {
+                    let import = import?;
+                    let TypeRef::Func(ty) = import.ty else {
+                        bail!(
+                            "cannot componentize: the import `{}::{}` is a {}, which cannot be mapped: a composed plugin imports only functions",
+                            import.module,
+                            import.name,
+                            kind_text(&import.ty)
+                        );
+                    };
+                    let func_type = plan
+                        .types
+                        .get(ty as usize)
+                        .context("an import refers to a type that does not exist")?
+                        .clone();
+                    let target =
+                        map_import(import.module, import.name, &func_type, &mut plan.user)?;
+                    plan.imports
+                        .push((import.module.to_string(), import.name.to_string(), target));
+                    plan.import_types.push(ty);
+                }
+            }
+            Payload::FunctionSection(s) => {
+                for ty in s {
+                    plan.defined.push(ty?);
+                }
+            }
+            Payload::ExportSection(s) => {
+                for export in s {
+                    let export = export?;
+                    if export.kind != wasmparser::ExternalKind::Func {
+                        continue;
+                    }
+                    let ty = plan.type_of_function(export.index)?;
+                    if ty.params().is_empty() && matches!(ty.results(), [] | [ValType::I32]) {
+                        let returns_code = !ty.results().is_empty();
+                        plan.functions
+                            .push((export.name.to_string(), export.index, returns_code));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    ensure!(
+        !plan.functions.is_empty(),
+        "cannot componentize: the plugin exports no Extism function (`() -> i32` or `() -> ()`)"
+    );
+    // A WASI reactor's (or a C/C++ module's) initialiser, as the core path finds it.
+    plan.init = ["_initialize", "__wasm_call_ctors"]
+        .into_iter()
+        .find(|init| {
+            plan.functions
+                .iter()
+                .any(|(name, _, returns_code)| name == init && !returns_code)
+        })
+        .map(str::to_string);
+    Ok(plan)
+}
+
+/// The names of a component's imports and exports (interfaces by their full name).
+pub fn component_world(component: &[u8]) -> Result<(Vec<String>, Vec<String>)> {
+    let wit_parser::decoding::DecodedWasm::Component(resolve, world) =
+        wit_component::decode(component)?
+    else {
+        bail!("not a component");
+    };
+    let world = &resolve.worlds[world];
+    let names = |items: &wit_parser::IndexMap<wit_parser::WorldKey, wit_parser::WorldItem>| {
+        items.keys().map(|k| resolve.name_world_key(k)).collect()
+    };
+    Ok((names(&world.imports), names(&world.exports)))
+}
+
+/// An Extism plugin (a core module) as a self-contained component of world `plugin`: its
+/// only import is `extism:kernel/host`, its only export `extism:kernel/entry`. An import
+/// that cannot be mapped is refused with an error naming it.
+pub fn componentize(plugin: &[u8]) -> Result<Vec<u8>> {
+    let plan = analyze(plugin)?;
+    let composed = component::encode(&plan, artifacts::KERNEL_CORE, plugin)?;
+    wasmparser::Validator::new()
+        .validate_all(&composed)
+        .context("the composed component does not validate")?;
+    let (imports, exports) = component_world(&composed)?;
+    ensure!(
+        imports == [interface("host")] && exports == [interface("entry")],
+        "the composed component imports {imports:?} and exports {exports:?}"
+    );
+    Ok(composed)
+}
