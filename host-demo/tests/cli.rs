@@ -493,3 +493,50 @@ fn call_uses_the_compilation_cache_unless_told_not_to() {
     }
     std::fs::remove_dir_all(&root).unwrap();
 }
+
+#[test]
+fn kernel_composed_composes_at_load_time_and_caches_the_composition() {
+    let dir = temp_dir("kernel-composed");
+    let cache = dir.join("cache");
+    let call = |extra: &[&str]| {
+        let out = host_demo_command()
+            .env("HOST_DEMO_CACHE_DIR", &cache)
+            .args(["call", "sample:count_vowels", "count_vowels", "--input"])
+            .args(["Hello, World!", "--config", "vowels=lo"])
+            .args(extra)
+            .output()
+            .expect("running host-demo");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let core = call(&[]);
+    let entries = || std::fs::read_dir(&cache).unwrap().count();
+    let before = entries();
+    assert_eq!(call(&["--kernel", "composed"]), core);
+    // One new entry: the composed plugin, compiled, keyed by the plugin's bytes.
+    assert_eq!(entries(), before + 1);
+    assert_eq!(call(&["--kernel", "composed"]), core);
+    assert_eq!(
+        entries(),
+        before + 1,
+        "the second run loads it from the cache"
+    );
+    // What the composed path cannot do is refused in one line.
+    let e = run(&[
+        "call",
+        "sample:count_vowels",
+        "count_vowels",
+        "--kernel",
+        "composed",
+        "--wasi",
+    ])
+    .unwrap_err();
+    assert!(e.contains("--kernel composed") && e.contains("WASI"), "{e}");
+    let e = run(&["call", "sample:wasi_print", "print", "--kernel", "composed"]).unwrap_err();
+    assert!(e.contains("wasi_snapshot_preview1"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

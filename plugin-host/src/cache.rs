@@ -57,11 +57,14 @@ pub struct CacheStats {
     pub warnings: u64,
 }
 
-/// The two kinds of artifact.
+/// The kinds of artifact.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Module,
     Component,
+    /// A classic plugin composed into a component ([`crate::componentize`]), keyed by the
+    /// plugin's bytes and the composition's fingerprint, so that a hit skips composing too.
+    Composed,
 }
 
 /// What the cache needs of `Module` and `Component`.
@@ -180,12 +183,39 @@ impl CompileCache {
         self.get(engine, wasm)
     }
 
+    /// The plugin `plugin` composed by `compose` (whose output depends on nothing but the
+    /// plugin and `fingerprint`) and compiled: from the cache, or composed, compiled and
+    /// stored.
+    pub(crate) fn composed(
+        &self,
+        engine: &Engine,
+        plugin: &[u8],
+        fingerprint: &[u8],
+        compose: impl FnOnce() -> Result<Vec<u8>>,
+    ) -> Result<Component> {
+        let key = [fingerprint, plugin].concat();
+        self.get_with(engine, Kind::Composed, &key, || {
+            Component::new(engine, compose()?)
+        })
+    }
+
     fn get<A: Artifact>(&self, engine: &Engine, wasm: &[u8]) -> Result<A> {
+        self.get_with(engine, A::KIND, wasm, || A::compile(engine, wasm))
+    }
+
+    /// The artifact keyed by `kind` and `source`: loaded, or made by `make` and stored.
+    fn get_with<A: Artifact>(
+        &self,
+        engine: &Engine,
+        kind: Kind,
+        source: &[u8],
+        make: impl FnOnce() -> Result<A>,
+    ) -> Result<A> {
         if !self.usable {
             self.misses.fetch_add(1, Ordering::Relaxed);
-            return A::compile(engine, wasm);
+            return make();
         }
-        let key = self.key(A::KIND, wasm);
+        let key = self.key(kind, source);
         let path = self.path(&key);
         if let Some(artifact) = self.load::<A>(engine, &key, &path) {
             self.hits.fetch_add(1, Ordering::Relaxed);
@@ -194,7 +224,7 @@ impl CompileCache {
         self.misses.fetch_add(1, Ordering::Relaxed);
         // Compilation errors (an invalid plugin) are the caller's, unchanged; nothing is
         // stored for them.
-        let artifact = A::compile(engine, wasm)?;
+        let artifact = make()?;
         if !self.write_failed.load(Ordering::Relaxed) {
             match artifact.serialize() {
                 Ok(bytes) => self.store(&key, &path, &bytes),
@@ -211,6 +241,7 @@ impl CompileCache {
         h.update(match kind {
             Kind::Module => b"module\0",
             Kind::Component => b"compnt\0",
+            Kind::Composed => b"compos\0",
         });
         h.update(self.engine_digest);
         h.update((wasm.len() as u64).to_le_bytes());
@@ -324,7 +355,7 @@ fn check_entry<'a>(
     }
     let expected = match kind {
         Kind::Module => Precompiled::Module,
-        Kind::Component => Precompiled::Component,
+        Kind::Component | Kind::Composed => Precompiled::Component,
     };
     if Engine::detect_precompiled(payload) != Some(expected) {
         return Err("not a wasmtime artifact of the expected kind");

@@ -136,9 +136,30 @@ impl ComposedPlugin {
         let component = runtime
             .compile_component(wasm)
             .context("compiling the composed plugin")?;
+        Self::from_component(runtime, &component, options)
+    }
+
+    /// Composes the classic plugin `plugin` (a core module) with the kernel, as
+    /// [`componentize`](crate::componentize::componentize) does, and instantiates it: the
+    /// composed path at load time (`host-demo call --kernel composed`). With the runtime's
+    /// cache, a plugin composed before is neither composed nor compiled again. `options` as
+    /// for [`new`](Self::new).
+    pub fn compose(runtime: &Runtime, plugin: &[u8], options: PluginOptions) -> Result<Self> {
+        let component = runtime
+            .compile_composed(plugin)
+            .context("composing the plugin with the kernel")?;
+        Self::from_component(runtime, &component, options)
+    }
+
+    /// Instantiates a compiled composed plugin.
+    pub fn from_component(
+        runtime: &Runtime,
+        component: &wasmtime::component::Component,
+        options: PluginOptions,
+    ) -> Result<Self> {
         let mut linker = Linker::new(runtime.engine());
         bindings::Plugin::add_to_linker::<_, HasSelf<ComposedState>>(&mut linker, |s| s)?;
-        let pre = bindings::PluginPre::new(linker.instantiate_pre(&component)?)
+        let pre = bindings::PluginPre::new(linker.instantiate_pre(component)?)
             .context("the component is not a composed plugin (world `extism:kernel/plugin`)")?;
         let functions = Arc::new(options.functions.clone());
         let state = ComposedState {

@@ -92,7 +92,7 @@ const HOST_SERVICES: [&str; 9] = [
 
 /// The component's text, with placeholders for the kernel (module 0) and the plugin
 /// (module 1).
-fn text(plan: &Plan) -> String {
+pub(super) fn text(plan: &Plan) -> String {
     let mut w = String::from("(component\n");
     // The placeholders come first, so they are the first two sections; they have no names,
     // so they encode as just a header: module 0 is the kernel, module 1 the plugin.

@@ -220,6 +220,34 @@ fn analyze(plugin: &[u8]) -> Result<Plan> {
     Ok(plan)
 }
 
+/// What a composition depends on besides the plugin: this crate's version, the kernel's
+/// core module and the component's text for a plan that reaches every part of the glue. The
+/// compilation cache keys composed plugins by it and the plugin's bytes, so a change of any
+/// of them never loads a stale composition.
+pub fn fingerprint() -> &'static [u8] {
+    static FINGERPRINT: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    FINGERPRINT.get_or_init(|| {
+        let plan = Plan {
+            imports: vec![
+                (ENV.into(), "alloc".into(), Target::Kernel),
+                (ENV.into(), "config_get".into(), Target::Host),
+                ("m".into(), "n".into(), Target::User(0)),
+            ],
+            user: vec![("m".into(), "n".into())],
+            functions: vec![("f".into(), 0, true), ("_initialize".into(), 1, false)],
+            init: Some("_initialize".into()),
+            ..Plan::default()
+        };
+        [
+            env!("CARGO_PKG_VERSION").as_bytes(),
+            b"\0",
+            artifacts::KERNEL_CORE,
+            component::text(&plan).as_bytes(),
+        ]
+        .concat()
+    })
+}
+
 /// The names of a component's imports and exports (interfaces by their full name).
 pub fn component_world(component: &[u8]) -> Result<(Vec<String>, Vec<String>)> {
     let wit_parser::decoding::DecodedWasm::Component(resolve, world) =
