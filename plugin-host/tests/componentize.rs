@@ -321,3 +321,168 @@ fn a_user_function_in_any_module_and_void_exports_are_mapped() {
     );
     assert_eq!(p.call("user", b"").unwrap(), b"twice:");
 }
+
+/// A hand-written plugin on both paths: the core backend and the composed component.
+fn wat_pair(wat: &str, options: PluginOptions) -> (Plugin, ComposedPlugin) {
+    let wasm = wat::parse_str(wat).unwrap();
+    let component = componentize(&wasm).unwrap();
+    let core = Plugin::new(runtime(), &wasm, options.clone()).unwrap();
+    let composed = ComposedPlugin::new(runtime(), &component, options).unwrap();
+    (core, composed)
+}
+
+const KERNEL_IMPORTS: &str = r#"
+    (import "extism:host/env" "alloc" (func $alloc (param i64) (result i64)))
+    (import "extism:host/env" "store_u8" (func $store_u8 (param i64 i32)))
+    (import "extism:host/env" "input_length" (func $input_length (result i64)))
+    (import "extism:host/env" "output_set" (func $output_set (param i64 i64)))
+    (import "extism:host/env" "error_set" (func $error_set (param i64)))
+"#;
+
+#[test]
+fn names_are_matched_byte_for_byte_at_every_length() {
+    // Each export outputs its own number; names share prefixes and straddle the 8-byte
+    // chunks the entry glue compares by.
+    let names = [
+        "",
+        "a",
+        "ab",
+        "abcdefg",
+        "abcdefgh",
+        "abcdefghi",
+        "abcdefgh\u{e9}",
+        "x y\"z",
+    ];
+    let mut wat = format!("(module {KERNEL_IMPORTS}");
+    for (i, n) in names.iter().enumerate() {
+        let escaped: String = n.bytes().map(|b| format!("\\{b:02x}")).collect();
+        wat.push_str(&format!(
+            r#"(func (export "{escaped}") (result i32) (local $h i64)
+                (local.set $h (call $alloc (i64.const 1)))
+                (call $store_u8 (local.get $h) (i32.const {}))
+                (call $output_set (local.get $h) (i64.const 1))
+                (i32.const 0))"#,
+            48 + i
+        ));
+    }
+    wat.push(')');
+    let (mut core, mut composed) = wat_pair(&wat, PluginOptions::default());
+    for (i, n) in names.iter().enumerate() {
+        assert_eq!(composed.call(n, b"").unwrap(), [48 + i as u8], "{n:?}");
+        assert_eq!(core.call(n, b"").unwrap(), [48 + i as u8], "{n:?}");
+    }
+    for missing in [
+        "abcdefgi",
+        "abcdefghij",
+        "b",
+        "abcdefgh\u{e8}",
+        "x y\"",
+        "A",
+    ] {
+        assert_eq!(
+            composed.call(missing, b"in"),
+            Err(CallError::NoFunction(missing.into())),
+            "{missing:?}"
+        );
+        assert_eq!(composed.call(missing, b"in"), core.call(missing, b"in"));
+    }
+}
+
+/// Regression (direct linking): keys and messages are the plugin's bytes, passed through as
+/// blocks. A non-UTF-8 error message or log line must not trap the lowering (it is decoded
+/// lossily, as on the core path), and a key that is not a live block fails with a message.
+#[test]
+fn non_utf8_messages_are_decoded_lossily_and_bad_keys_fail_with_a_message() {
+    let wat = format!(
+        r#"(module {KERNEL_IMPORTS}
+            (import "extism:host/env" "log_warn" (func $log_warn (param i64)))
+            (import "extism:host/env" "config_get" (func $config_get (param i64) (result i64)))
+            (func $bad (result i64) (local $h i64)
+                (local.set $h (call $alloc (i64.const 3)))
+                (call $store_u8 (local.get $h) (i32.const 0x6f))
+                (call $store_u8 (i64.add (local.get $h) (i64.const 1)) (i32.const 0xff))
+                (call $store_u8 (i64.add (local.get $h) (i64.const 2)) (i32.const 0x6b))
+                (local.get $h))
+            (func (export "fail") (result i32)
+                (call $error_set (call $bad))
+                (i32.const 7))
+            (func (export "log") (result i32)
+                (call $log_warn (call $bad))
+                (i32.const 0))
+            (func (export "bad_key") (result i32)
+                (drop (call $config_get (i64.const 12345)))
+                (i32.const 0)))"#
+    );
+    let options = PluginOptions {
+        log_level: Some(log::Level::Trace),
+        ..PluginOptions::default()
+    };
+    let (mut core, mut composed) = wat_pair(&wat, options);
+    let failed = composed.call("fail", b"");
+    assert_eq!(
+        failed,
+        Err(CallError::Failed {
+            code: 7,
+            message: Some("o\u{fffd}k".into())
+        })
+    );
+    assert_eq!(failed, core.call("fail", b""));
+    assert_eq!(composed.call("log", b"").unwrap(), b"");
+    assert_eq!(core.call("log", b"").unwrap(), b"");
+    let e = composed.call("bad_key", b"").unwrap_err();
+    assert!(
+        matches!(&e, CallError::Trap(m) if m.contains("the key handle is not a live block")),
+        "{e}"
+    );
+    // The plugin is made anew after the trap and works.
+    assert!(matches!(
+        composed.call("fail", b""),
+        Err(CallError::Failed { code: 7, .. })
+    ));
+}
+
+#[test]
+fn an_input_the_kernel_cannot_hold_is_out_of_memory_and_the_plugin_recovers() {
+    let wat = format!(
+        r#"(module {KERNEL_IMPORTS}
+            (func (export "len") (result i32) (i32.wrap_i64 (call $input_length))))"#
+    );
+    let options = PluginOptions {
+        memory_max_pages: Some(40),
+        ..PluginOptions::default()
+    };
+    let (mut core, mut composed) = wat_pair(&wat, options);
+    let big = vec![7u8; 4 << 20];
+    let e = composed.call("len", &big).unwrap_err();
+    assert!(matches!(e, CallError::OutOfMemory(_)), "{e}");
+    assert!(matches!(
+        core.call("len", &big),
+        Err(CallError::OutOfMemory(_))
+    ));
+    assert_eq!(
+        composed.call("len", b"abc"),
+        Err(CallError::Failed {
+            code: 3,
+            message: None
+        })
+    );
+}
+
+#[test]
+fn the_initialiser_runs_once_before_the_first_call() {
+    let wat = format!(
+        r#"(module {KERNEL_IMPORTS}
+            (global $inits (mut i32) (i32.const 0))
+            (func (export "_initialize") (global.set $inits (i32.add (global.get $inits) (i32.const 1))))
+            (func (export "inits") (result i32) (i32.add (i32.const 100) (global.get $inits))))"#
+    );
+    let (mut core, mut composed) = wat_pair(&wat, PluginOptions::default());
+    for _ in 0..3 {
+        let want = Err(CallError::Failed {
+            code: 101,
+            message: None,
+        });
+        assert_eq!(composed.call("inits", b""), want);
+        assert_eq!(core.call("inits", b""), want);
+    }
+}

@@ -114,10 +114,14 @@ pub(super) fn text(plan: &Plan) -> String {
         .iter()
         .map(|(name, _, returns_code)| (name.clone(), *returns_code))
         .collect();
+    let init = plan
+        .init
+        .as_ref()
+        .and_then(|init| functions.iter().position(|(name, _)| name == init));
     let _ = writeln!(
         w,
         "  (core module $entry{}",
-        &glue::entry(&functions, plan.init.as_deref())["(module".len()..]
+        &glue::entry(&functions, init)["(module".len()..]
     );
     w.push_str("  (core instance $k (instantiate 0))\n");
     let _ = writeln!(

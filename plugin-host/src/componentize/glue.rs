@@ -228,9 +228,9 @@ pub fn env(user: &[(String, String)]) -> String {
 "#,
     );
     for (i, (namespace, name)) in user.iter().enumerate() {
-        let _ = write!(
+        let _ = writeln!(
             w,
-            "  (func (export \"user{i}\") (param $arg i64) (result i64) (local $ns i32) (local $n i32)\n"
+            "  (func (export \"user{i}\") (param $arg i64) (result i64) (local $ns i32) (local $n i32)"
         );
         for (local, bytes) in [("ns", namespace.as_bytes()), ("n", name.as_bytes())] {
             let _ = writeln!(
@@ -299,14 +299,15 @@ fn bytes_equal(bytes: &[u8]) -> String {
 }
 
 /// The `entry` glue: `call(name, input)` over the plugin's Extism `functions` (export name,
-/// whether it returns a code), with `init` the initialiser to run once.
+/// whether it returns a code), with `init` the number of the one among them to run once
+/// before the first call (the initialiser, which returns nothing).
 ///
 /// Its result is the canonical layout of `result<list<u8>, call-error>` (24 bytes, align 4):
 /// the discriminant at 0; `ok`'s list at 4 (pointer, length); `err`'s `call-error`
 /// discriminant at 4 and payload at 8: `no-function`'s string (pointer, length), or
 /// `failed`'s `s32` code at 8 and `option<list<u8>>` at 12 (discriminant, then pointer and
 /// length at 16 and 20).
-pub fn entry(functions: &[(String, bool)], init: Option<&str>) -> String {
+pub fn entry(functions: &[(String, bool)], init: Option<usize>) -> String {
     let mut w = String::from("(module");
     w.push_str(COMMON_IMPORTS);
     w.push_str(
@@ -325,13 +326,6 @@ pub fn entry(functions: &[(String, bool)], init: Option<&str>) -> String {
             w,
             "  (import \"plugin\" {} (func $f{i}{result}))",
             wat_string(name.as_bytes())
-        );
-    }
-    if let Some(init) = init {
-        let _ = writeln!(
-            w,
-            "  (import \"plugin\" {} (func $init))",
-            wat_string(init.as_bytes())
         );
     }
     w.push_str(COMMON);
@@ -390,9 +384,10 @@ pub fn entry(functions: &[(String, bool)], init: Option<&str>) -> String {
     (call $input_set (i64.extend_i32_u (local.get $input)) (i64.extend_i32_u (local.get $input_len)))
 "#,
     );
-    if init.is_some() {
-        w.push_str(
-            "    (if (i32.eqz (global.get $initialized)) (then (global.set $initialized (i32.const 1)) (call $init)))\n",
+    if let Some(i) = init {
+        let _ = writeln!(
+            w,
+            "    (if (i32.eqz (global.get $initialized)) (then (global.set $initialized (i32.const 1)) (call $f{i})))"
         );
     }
     w.push_str("  )\n)");
