@@ -349,16 +349,11 @@ pub fn call(args: CallArgs) -> Result<i32> {
         None
     };
     let composed = manifest.is_none() && plugin_host::is_component(&wasm);
-    if composed && (args.wasi || args.kernel_wasm.is_some()) {
+    if composed && args.kernel_wasm.is_some() {
         // A composed plugin (`host-demo componentize`) carries its own kernel.
-        bail!(
-            "a composed plugin carries its own kernel and has no WASI: drop --wasi and --kernel-wasm"
-        );
+        bail!("a composed plugin carries its own kernel: drop --kernel-wasm");
     }
     let compose = matches!(args.kernel, KernelArg::Composed) && !composed;
-    if compose && args.wasi {
-        bail!("--kernel composed runs plugins without WASI: drop --wasi, or use --kernel core");
-    }
     if args.loops == 0 {
         bail!("--loop must be at least 1");
     }

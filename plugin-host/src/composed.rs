@@ -1,6 +1,8 @@
 //! Running a composed plugin: the output of `host-demo componentize` (world `plugin` of
 //! `wit/extism-plugin.wit`), a component whose only import is the value-based host services
-//! `extism:kernel/host` and whose only export is `extism:kernel/entry`'s `call`.
+//! `extism:kernel/host` (and, for a plugin built for WASI preview 1, the WASI 0.2 interfaces
+//! the adapter uses, served by wasmtime-wasi) and whose only export is
+//! `extism:kernel/entry`'s `call`.
 //!
 //! [`ComposedPlugin`] instantiates it with the host side of those services, the same
 //! [`Services`] a classic plugin's host functions use (config, vars with the same byte
@@ -19,15 +21,19 @@ use crate::host_fns::HostFunction;
 use crate::host_fns::log::level_to_int;
 use crate::host_fns::vars::key_string;
 use crate::options::PluginOptions;
+use crate::pre::wasi_builder;
 use crate::runtime::{EpochTicker, Runtime};
 use crate::state::Services;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
+use wasmtime::component::ResourceTable;
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::error::Context;
 use wasmtime::{Result, bail};
 use wasmtime::{Store, Trap};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -41,10 +47,50 @@ use bindings::exports::extism::kernel::entry::CallError as EntryError;
 use bindings::extism::kernel::host::{Host, LogLevel};
 
 /// What a composed plugin's store holds: the host services and the user functions.
-#[derive(Debug)]
 pub struct ComposedState {
     services: Services,
     functions: Arc<Vec<HostFunction>>,
+    /// WASI 0.2, for a composed plugin that imports it (built from `PluginOptions::wasi`,
+    /// the allowed paths and stdout capture, as for a classic plugin).
+    wasi: WasiCtx,
+    table: ResourceTable,
+}
+
+impl fmt::Debug for ComposedState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ComposedState")
+            .field("services", &self.services)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WasiView for ComposedState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl ComposedState {
+    fn new(
+        services: Services,
+        functions: Arc<Vec<HostFunction>>,
+        options: &PluginOptions,
+        stdout: Option<&MemoryOutputPipe>,
+    ) -> Result<Self> {
+        let wasi = match options.wasi {
+            true => wasi_builder(options, stdout)?.build(),
+            false => WasiCtx::builder().build(),
+        };
+        Ok(ComposedState {
+            services,
+            functions,
+            wasi,
+            table: ResourceTable::new(),
+        })
+    }
 }
 
 impl Host for ComposedState {
@@ -116,6 +162,8 @@ pub struct ComposedPlugin {
     functions: Arc<Vec<HostFunction>>,
     /// Whether it can still be called after a trap.
     renewal: Renewal,
+    /// WASI stdout, when `PluginOptions::capture_stdout` asks for it.
+    stdout: Option<MemoryOutputPipe>,
     _ticker: Arc<EpochTicker>,
 }
 
@@ -128,10 +176,10 @@ impl fmt::Debug for ComposedPlugin {
 }
 
 impl ComposedPlugin {
-    /// Compiles and instantiates the composed plugin `wasm`. Of `options`, the kernel form,
-    /// the kernel module, WASI and stdout capture do not apply (the kernel is inside, and a
-    /// composed plugin has no WASI); its user functions must be [`HostFunction::bytes`]
-    /// functions.
+    /// Compiles and instantiates the composed plugin `wasm`. Of `options`, the kernel form
+    /// and the kernel module do not apply (the kernel is inside); WASI, the allowed paths and
+    /// stdout capture apply to a plugin that imports WASI (which needs `wasi`, as a classic
+    /// one does); its user functions must be [`HostFunction::bytes`] functions.
     pub fn new(runtime: &Runtime, wasm: &[u8], options: PluginOptions) -> Result<Self> {
         let component = runtime
             .compile_component(wasm)
@@ -157,15 +205,30 @@ impl ComposedPlugin {
         component: &wasmtime::component::Component,
         options: PluginOptions,
     ) -> Result<Self> {
+        let wasi = component
+            .component_type()
+            .imports(runtime.engine())
+            .any(|(name, _)| name.starts_with("wasi:"));
+        if wasi && !options.wasi {
+            bail!("the composed plugin imports WASI: enable it (PluginOptions::wasi, --wasi)");
+        }
         let mut linker = Linker::new(runtime.engine());
         bindings::Plugin::add_to_linker::<_, HasSelf<ComposedState>>(&mut linker, |s| s)?;
+        if wasi {
+            wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        }
         let pre = bindings::PluginPre::new(linker.instantiate_pre(component)?)
             .context("the component is not a composed plugin (world `extism:kernel/plugin`)")?;
         let functions = Arc::new(options.functions.clone());
-        let state = ComposedState {
-            services: Services::new(&options),
-            functions: functions.clone(),
-        };
+        let stdout = options
+            .capture_stdout
+            .then(|| MemoryOutputPipe::new(usize::MAX));
+        let state = ComposedState::new(
+            Services::new(&options),
+            functions.clone(),
+            &options,
+            stdout.as_ref(),
+        )?;
         let (store, plugin) = Self::instantiate(&pre, state)?;
         Ok(ComposedPlugin {
             store,
@@ -174,6 +237,7 @@ impl ComposedPlugin {
             options,
             functions,
             renewal: Renewal::default(),
+            stdout,
             _ticker: runtime.ticker(),
         })
     }
@@ -224,6 +288,11 @@ impl ComposedPlugin {
         }
     }
 
+    /// What the plugin wrote to WASI stdout, when `PluginOptions::capture_stdout` is set.
+    pub fn stdout(&self) -> Option<Vec<u8>> {
+        self.stdout.as_ref().map(|p| p.contents().to_vec())
+    }
+
     /// The names of the plugin's vars and their values.
     pub fn vars(&self) -> &HashMap<String, Vec<u8>> {
         self.store.data().services.vars().all()
@@ -250,10 +319,13 @@ impl ComposedPlugin {
     /// A fresh instance in a fresh store, keeping the vars: wasmtime refuses to enter a
     /// component again in a store where wasm trapped.
     fn renew_after_trap(&mut self) -> Result<()> {
-        let state = ComposedState {
-            services: self.store.data_mut().services.renewed(&self.options),
-            functions: self.functions.clone(),
-        };
+        let services = self.store.data_mut().services.renewed(&self.options);
+        let state = ComposedState::new(
+            services,
+            self.functions.clone(),
+            &self.options,
+            self.stdout.as_ref(),
+        )?;
         let (store, plugin) = Self::instantiate(&self.pre, state)?;
         self.store = store;
         self.plugin = plugin;

@@ -331,24 +331,7 @@ impl PluginPre {
         let options = &self.options;
         let wasi = match options.wasi {
             false => None,
-            true => {
-                let mut b = WasiCtxBuilder::new();
-                match &stdout {
-                    Some(pipe) => b.stdout(pipe.clone()),
-                    None => b.inherit_stdout(),
-                };
-                for p in &options.allowed_paths {
-                    let perms = if p.read_only {
-                        FsPerms::ReadOnly
-                    } else {
-                        FsPerms::ReadWrite
-                    };
-                    b.preopened_dir(&p.host, &p.guest, perms).with_context(|| {
-                        format!("opening the allowed path {}", p.host.display())
-                    })?;
-                }
-                Some(b.inherit_stderr().build_p1())
-            }
+            true => Some(wasi_builder(options, stdout.as_ref())?.build_p1()),
         };
         let state = HostState {
             kernel: None,
@@ -485,4 +468,28 @@ fn compile_module(runtime: &Runtime, wasm: &[u8]) -> Result<Module> {
             one_line(&format!("{e:#}"))
         )
     })
+}
+
+/// The WASI context of a plugin run with `options.wasi`, on either plugin form: stdout to
+/// `stdout` (inherited when `None`), stderr inherited, the allowed paths preopened.
+pub(crate) fn wasi_builder(
+    options: &PluginOptions,
+    stdout: Option<&MemoryOutputPipe>,
+) -> Result<WasiCtxBuilder> {
+    let mut b = WasiCtxBuilder::new();
+    match stdout {
+        Some(pipe) => b.stdout(pipe.clone()),
+        None => b.inherit_stdout(),
+    };
+    for p in &options.allowed_paths {
+        let perms = if p.read_only {
+            FsPerms::ReadOnly
+        } else {
+            FsPerms::ReadWrite
+        };
+        b.preopened_dir(&p.host, &p.guest, perms)
+            .with_context(|| format!("opening the allowed path {}", p.host.display()))?;
+    }
+    b.inherit_stderr();
+    Ok(b)
 }

@@ -11,7 +11,7 @@ use plugin_host::{CallError, ComposedPlugin, HostFunction, Plugin, PluginOptions
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
-/// The samples this tool supports (all but the WASI one), each componentized once.
+/// The samples without WASI, each componentized once (the WASI ones have tests of their own).
 fn composed(name: &str) -> &'static [u8] {
     static COMPOSED: OnceLock<Vec<(&'static str, Vec<u8>)>> = OnceLock::new();
     let all = COMPOSED.get_or_init(|| {
@@ -235,13 +235,80 @@ fn refusal(wat: &str) -> String {
 }
 
 #[test]
-fn wasi_plugin_is_refused_naming_the_import() {
-    let e = format!(
-        "{:#}",
-        componentize(samples::plugin("wasi_print").unwrap()).unwrap_err()
+fn a_composed_wasi_plugin_prints_as_the_classic_one_does() {
+    let component = componentize(samples::plugin("wasi_print").unwrap()).unwrap();
+    let (imports, _) = component_world(&component).unwrap();
+    assert!(imports.contains(&interface("host")), "{imports:?}");
+    assert!(
+        imports.iter().any(|i| i.starts_with("wasi:cli/stdout@")),
+        "{imports:?}"
     );
-    assert!(e.contains("`wasi_snapshot_preview1::"), "{e}");
-    assert!(e.contains("WASI"), "{e}");
+    let options = PluginOptions {
+        wasi: true,
+        capture_stdout: true,
+        ..PluginOptions::default()
+    };
+    let mut core = Plugin::new(
+        runtime(),
+        samples::plugin("wasi_print").unwrap(),
+        options.clone(),
+    )
+    .unwrap();
+    let mut composed = ComposedPlugin::new(runtime(), &component, options).unwrap();
+    for input in [&b"world"[..], b"", b"again"] {
+        assert_eq!(composed.call("print", input), core.call("print", input));
+    }
+    assert_eq!(composed.stdout(), core.stdout());
+    assert_eq!(
+        composed.stdout().as_deref(),
+        Some(&b"hello from wasi: world\nhello from wasi: \nhello from wasi: again\n"[..])
+    );
+    // Without WASI enabled it is refused when loaded, as a classic WASI plugin is.
+    let e = ComposedPlugin::new(runtime(), &component, PluginOptions::default()).unwrap_err();
+    assert!(format!("{e:#}").contains("WASI"), "{e:#}");
+}
+
+#[test]
+fn a_composed_wasi_plugin_reads_and_writes_allowed_paths_as_the_classic_one_does() {
+    let dir = std::env::temp_dir().join(format!("composed-wasi-files-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("ro")).unwrap();
+    std::fs::create_dir_all(dir.join("rw")).unwrap();
+    std::fs::write(dir.join("ro/a.txt"), b"alpha").unwrap();
+    let options = PluginOptions {
+        wasi: true,
+        allowed_paths: vec![
+            plugin_host::AllowedPath {
+                host: dir.join("ro"),
+                guest: "/ro".into(),
+                read_only: true,
+            },
+            plugin_host::AllowedPath {
+                host: dir.join("rw"),
+                guest: "/rw".into(),
+                read_only: false,
+            },
+        ],
+        ..PluginOptions::default()
+    };
+    let wasm = samples::plugin("wasi_files").unwrap();
+    let component = componentize(wasm).unwrap();
+    let mut core = Plugin::new(runtime(), wasm, options.clone()).unwrap();
+    let mut composed = ComposedPlugin::new(runtime(), &component, options).unwrap();
+    let cases: [(&str, &[u8]); 6] = [
+        ("read_file", b"/ro/a.txt"),
+        ("list_dir", b"/ro"),
+        ("write_file", b"/rw/b.txt\nbeta"),
+        ("read_file", b"/rw/b.txt"),
+        ("write_file", b"/ro/c.txt\nno"),
+        ("read_file", b"/elsewhere/x"),
+    ];
+    for (function, input) in cases {
+        let c = composed.call(function, input);
+        assert_eq!(c, core.call(function, input), "{function}");
+    }
+    assert_eq!(composed.call("read_file", b"/ro/a.txt").unwrap(), b"alpha");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

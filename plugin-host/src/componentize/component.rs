@@ -11,16 +11,19 @@
 //!          the plugin's kernel imports are the kernel's own exports
 //! ```
 //!
-//! The text is written as WAT with two empty placeholder modules, which [`encode`] replaces
-//! by the kernel's and the plugin's bytes (a core module is one section of a component, and
-//! nothing else in the component depends on its contents).
+//! The text is written as WAT with two placeholder modules, which [`encode`] replaces by the
+//! kernel's and the plugin's bytes (a core module is one section of a component, and nothing
+//! else in the component depends on its contents). For a plugin that imports WASI preview 1
+//! the text starts from what wit-component makes of a stub with the same WASI imports and
+//! wasmtime's reactor adapter (see [`wasi_text`]).
 
 use super::glue::{self, wat_string};
 use super::{Plan, Target};
-use anyhow::{Context, Result, ensure};
+use anyhow::{Context, Result, bail, ensure};
 use kernel_abi::MEMORY;
 use std::fmt::Write;
 use wasm_encoder::Encode;
+use wasmparser::{Parser, Payload};
 
 /// The types of `extism:kernel/host` (`wit/extism-plugin.wit`) as a component instance type.
 const HOST_TYPE: &str = r#"
@@ -52,7 +55,7 @@ const ENTRY: &str = r#"
     (case "failed" (tuple s32 $option-bytes))))
   (type $call-result (result $bytes (error $call-error)))
   (func $call (param "name" string) (param "input" $bytes) (result $call-result)
-    (canon lift (core func $entry "call") (memory $memory) (realloc $entry-realloc)))
+    (canon lift (core func $entry "call") (memory $kernel-memory) (realloc $entry-realloc)))
   (component $entry-interface
     (type $bytes (list u8))
     (type $option-bytes (option $bytes))
@@ -90,13 +93,28 @@ const HOST_SERVICES: [&str; 9] = [
     "user-call",
 ];
 
-/// The component's text, with placeholders for the kernel (module 0) and the plugin
-/// (module 1).
-pub(super) fn text(plan: &Plan) -> String {
-    let mut w = String::from("(component\n");
-    // The placeholders come first, so they are the first two sections; they have no names,
-    // so they encode as just a header: module 0 is the kernel, module 1 the plugin.
-    w.push_str("  (core module)\n  (core module)\n");
+/// A placeholder core module: its custom section names what replaces it.
+fn placeholder(id: &str, what: &str) -> String {
+    format!("  (core module ${id} (@custom {PLACEHOLDER:?} {what:?}))\n")
+}
+
+/// The name of the custom section that marks a placeholder module.
+const PLACEHOLDER: &str = "extism-placeholder";
+
+/// The composition's own items, before and after the plugin's instantiation.
+struct Parts {
+    /// The host import, the kernel and glue modules, their instances, the lowered host
+    /// services and the instances the plugin's Extism imports come from.
+    head: String,
+    /// The plugin's instantiation arguments for its Extism imports.
+    plugin_args: String,
+    /// The entry glue's instance (given `plugin`, the plugin's instance) and the lifted,
+    /// exported `call`.
+    tail: String,
+}
+
+fn parts(plan: &Plan, plugin: &str) -> Parts {
+    let mut w = placeholder("kernel-module", "kernel");
     w.push_str(HOST_TYPE);
     w.push_str("  (import \"extism:kernel/host@1.0.0\" (instance $host (type $host-type)))\n");
     let _ = writeln!(
@@ -123,10 +141,10 @@ pub(super) fn text(plan: &Plan) -> String {
         "  (core module $entry{}",
         &glue::entry(&functions, init)["(module".len()..]
     );
-    w.push_str("  (core instance $k (instantiate 0))\n");
+    w.push_str("  (core instance $k (instantiate $kernel-module))\n");
     let _ = writeln!(
         w,
-        "  (alias core export $k {} (core memory $memory))",
+        "  (alias core export $k {} (core memory $kernel-memory))",
         wat_string(MEMORY.as_bytes())
     );
     w.push_str("  (core instance $a (instantiate $alloc (with \"kernel\" (instance $k))))\n");
@@ -135,7 +153,7 @@ pub(super) fn text(plan: &Plan) -> String {
     for name in HOST_SERVICES {
         let _ = writeln!(
             w,
-            "  (core func $host-{name} (canon lower (func $host \"{name}\") (memory $memory) (realloc $realloc)))"
+            "  (core func $host-{name} (canon lower (func $host \"{name}\") (memory $kernel-memory) (realloc $realloc)))"
         );
     }
     w.push_str("  (core instance $host-core\n");
@@ -146,10 +164,11 @@ pub(super) fn text(plan: &Plan) -> String {
     w.push_str(
         "  (core instance $e (instantiate $env (with \"kernel\" (instance $k)) (with \"host\" (instance $host-core))))\n",
     );
-    // One instance per module the plugin imports from, holding exactly what it imports.
+    // One instance per module the plugin imports from (WASI aside), holding exactly what it
+    // imports.
     let mut modules: Vec<&str> = Vec::new();
-    for (module, _, _) in &plan.imports {
-        if !modules.contains(&module.as_str()) {
+    for (module, _, target) in &plan.imports {
+        if *target != Target::Wasi && !modules.contains(&module.as_str()) {
             modules.push(module);
         }
     }
@@ -165,6 +184,7 @@ pub(super) fn text(plan: &Plan) -> String {
                 Target::Kernel => ("$k", name.clone()),
                 Target::Host => ("$e", name.clone()),
                 Target::User(i) => ("$e", format!("user{i}")),
+                Target::Wasi => unreachable!("WASI modules are left out"),
             };
             let _ = writeln!(
                 w,
@@ -175,42 +195,176 @@ pub(super) fn text(plan: &Plan) -> String {
         }
         w.push_str("  )\n");
     }
-    w.push_str("  (core instance $p (instantiate 1");
+    let mut plugin_args = String::new();
     for (m, module) in modules.iter().enumerate() {
         let _ = write!(
-            w,
+            plugin_args,
             " (with {} (instance $import{m}))",
             wat_string(module.as_bytes())
         );
     }
-    w.push_str("))\n");
-    w.push_str(
-        "  (core instance $entry (instantiate $entry (with \"kernel\" (instance $k)) (with \"alloc\" (instance $a)) (with \"plugin\" (instance $p))))\n",
+    let tail = format!(
+        "  (core instance $entry (instantiate $entry (with \"kernel\" (instance $k)) (with \"alloc\" (instance $a)) (with \"plugin\" (instance {plugin}))))\n{ENTRY}"
     );
-    w.push_str(ENTRY);
-    w.push_str(")\n");
-    w
+    Parts {
+        head: w,
+        plugin_args,
+        tail,
+    }
 }
 
-/// The section a component encodes an empty core module as: id 1, size 8, the header.
-const EMPTY_MODULE_SECTION: [u8; 10] = [1, 8, 0, b'a', b's', b'm', 1, 0, 0, 0];
+/// The component's text for a plugin without WASI, with placeholders for the kernel and
+/// the plugin.
+pub(super) fn text(plan: &Plan) -> String {
+    let Parts {
+        head,
+        plugin_args,
+        tail,
+    } = parts(plan, "$p");
+    let plugin = placeholder("plugin-module", "plugin");
+    format!(
+        "(component\n{plugin}{head}  (core instance $p (instantiate $plugin-module{plugin_args}))\n{tail})\n"
+    )
+}
 
-/// The composed component: the text of [`text`] encoded, with the placeholders replaced by
-/// `kernel` and `plugin`.
-pub fn encode(plan: &Plan, kernel: &[u8], plugin: &[u8]) -> Result<Vec<u8>> {
-    let skeleton = wat::parse_str(text(plan)).context("encoding the composed plugin's text")?;
-    let header = 8;
-    let rest = header + 2 * EMPTY_MODULE_SECTION.len();
-    ensure!(
-        skeleton.len() >= rest
-            && skeleton[header..rest] == [EMPTY_MODULE_SECTION, EMPTY_MODULE_SECTION].concat(),
-        "the composed plugin's text does not start with its two placeholder modules"
-    );
-    let mut out = skeleton[..header].to_vec();
-    for module in [kernel, plugin] {
-        out.push(wasm_encoder::ComponentSectionId::CoreModule as u8);
-        module.encode(&mut out);
+/// The component's text for a plugin that imports WASI preview 1: what wit-component makes
+/// of a stub with the plugin's preview 1 imports and the reactor adapter (the adapter
+/// rewritten and linked to the stub's memory, its WASI imports), printed as WAT, with the
+/// stub replaced by the plugin's placeholder and this composition's parts added around the
+/// plugin's instantiation.
+fn wasi_text(plan: &Plan, stub: &[u8]) -> Result<String> {
+    use wasi_preview1_component_adapter_provider::{
+        WASI_SNAPSHOT_PREVIEW1_ADAPTER_NAME as NAME,
+        WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER as REACTOR,
+    };
+    let linked = wit_component::ComponentEncoder::default()
+        .validate(true)
+        .module(stub)?
+        .adapter(NAME, REACTOR)?
+        .encode()
+        .context("linking the WASI adapter")?;
+    let mut text = wasmprinter::print_bytes(&linked)?;
+    // The stub module, replaced by the plugin's placeholder.
+    let start = text
+        .find("  (core module $main ")
+        .context("wit-component's output has no `$main` module")?;
+    let end = start + sexp_len(&text[start + 2..])? + 2;
+    text.replace_range(start..end, &placeholder("main", "plugin"));
+    let Parts {
+        head,
+        plugin_args,
+        tail,
+    } = parts(plan, "$main");
+    let at = text
+        .find("  (core instance $main ")
+        .context("wit-component's output has no `$main` instance")?;
+    let args = at
+        + text[at..]
+            .find("(instantiate $main")
+            .context("the `$main` instance is not an instantiation")?
+        + "(instantiate $main".len();
+    text.insert_str(args, &plugin_args);
+    text.insert_str(at, &head);
+    let close = text.rfind(')').context("empty text")?;
+    text.insert_str(close, &tail);
+    Ok(text)
+}
+
+/// The length of the s-expression `text` starts with (a `(` to its matching `)`; strings
+/// and comments as WAT has them).
+fn sexp_len(text: &str) -> Result<usize> {
+    let b = text.as_bytes();
+    ensure!(b.first() == Some(&b'('), "not an s-expression");
+    let (mut depth, mut i) = (0usize, 0usize);
+    while i < b.len() {
+        match b[i] {
+            b'"' => {
+                i += 1;
+                while i < b.len() && b[i] != b'"' {
+                    i += if b[i] == b'\\' { 2 } else { 1 };
+                }
+            }
+            b';' if b.get(i + 1) == Some(&b';') => {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'(' if b.get(i + 1) == Some(&b';') => {
+                // A block comment `(; ... ;)`.
+                i += 2;
+                while i + 1 < b.len() && !(b[i] == b';' && b[i + 1] == b')') {
+                    i += 1;
+                }
+                i += 1;
+            }
+            b'(' => depth += 1,
+            b')' => {
+                depth -= 1;
+                if depth == 0 {
+                    return Ok(i + 1);
+                }
+            }
+            _ => {}
+        }
+        i += 1;
     }
-    out.extend_from_slice(&skeleton[rest..]);
+    bail!("an s-expression that does not end")
+}
+
+/// The composed component: the text encoded, with the placeholders replaced by `kernel` and
+/// `plugin`. `stub` is the stub module of a WASI plugin ([`wasi_text`]).
+pub fn encode(plan: &Plan, kernel: &[u8], plugin: &[u8], stub: Option<&[u8]>) -> Result<Vec<u8>> {
+    let text = match stub {
+        None => text(plan),
+        Some(stub) => wasi_text(plan, stub)?,
+    };
+    let skeleton = wat::parse_str(&text).context("encoding the composed plugin's text")?;
+    splice(&skeleton, kernel, plugin)
+}
+
+/// `component` with each placeholder module replaced by what its custom section names. The
+/// component's top-level sections are walked by hand (an id byte, a LEB128 size, the
+/// contents): only core module sections are looked into.
+fn splice(component: &[u8], kernel: &[u8], plugin: &[u8]) -> Result<Vec<u8>> {
+    ensure!(component.len() >= 8, "a truncated component");
+    let mut out = Vec::with_capacity(component.len() + kernel.len() + plugin.len());
+    out.extend_from_slice(&component[..8]);
+    let mut at = 8;
+    let mut replaced = 0;
+    while at < component.len() {
+        let id = component[at];
+        let mut reader = wasmparser::BinaryReader::new(&component[at + 1..], 0);
+        let size = reader.read_var_u32()? as usize;
+        let start = at + 1 + reader.original_position() as usize;
+        let end = start
+            .checked_add(size)
+            .filter(|&e| e <= component.len())
+            .context("a truncated section")?;
+        let what = (id == wasm_encoder::ComponentSectionId::CoreModule as u8)
+            .then(|| placeholder_of(&component[start..end]))
+            .flatten();
+        match what {
+            Some(what) => {
+                let bytes = if what == b"kernel" { kernel } else { plugin };
+                out.push(id);
+                bytes.encode(&mut out);
+                replaced += 1;
+            }
+            None => out.extend_from_slice(&component[at..end]),
+        }
+        at = end;
+    }
+    ensure!(
+        replaced == 2,
+        "the composed plugin's text has {replaced} placeholders, not 2"
+    );
     Ok(out)
+}
+
+/// What a placeholder module stands for (`kernel` or `plugin`), if `module` is one.
+fn placeholder_of(module: &[u8]) -> Option<&[u8]> {
+    Parser::new(0).parse_all(module).find_map(|p| match p {
+        Ok(Payload::CustomSection(c)) if c.name() == PLACEHOLDER => Some(c.data()),
+        _ => None,
+    })
 }

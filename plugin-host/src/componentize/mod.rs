@@ -14,17 +14,23 @@
 //! the component's boundary, where the canonical ABI copies `call`'s input straight into a
 //! kernel block and its output straight out of the output block.
 //!
+//! A plugin built for WASI preview 1 (imports of `wasi_snapshot_preview1`) gets wasmtime's
+//! reactor adapter (`wasi-preview1-component-adapter-provider` 48.0.8), linked to the
+//! plugin's memory as wit-component links it; the component then imports the WASI 0.2
+//! interfaces the adapter uses too. Its initialiser (`_initialize`) runs once, before the
+//! first call, from the entry glue.
+//!
 //! Refused, with an error naming the import: anything that is neither a kernel function nor
 //! an Extism host function of `extism:host/env` with its ABI type, nor a user host function of
-//! type `(i64) -> i64`; in particular WASI imports (a composed plugin's only import is the
-//! host services), and imported memories, tables and globals.
+//! type `(i64) -> i64`, nor WASI preview 1; in particular other WASI modules, and imported
+//! memories, tables and globals.
 
 mod component;
 pub mod glue;
 
 use crate::artifacts;
 use anyhow::{Context, Result, anyhow, bail, ensure};
-use kernel_abi::ENV;
+use kernel_abi::{ENV, MEMORY, WASI_P1};
 use wasm_util::wasm_types;
 use wasmparser::{FuncType, Parser, Payload, TypeRef, ValType};
 
@@ -42,6 +48,8 @@ enum Target {
     Host,
     /// The env glue's user host function number `.0`.
     User(u32),
+    /// WASI preview 1 (`wasi_snapshot_preview1`): wasmtime's reactor adapter.
+    Wasi,
 }
 
 /// What composing needs to know about a plugin.
@@ -61,6 +69,8 @@ struct Plan {
     functions: Vec<(String, u32, bool)>,
     /// The initialiser (`_initialize` or `__wasm_call_ctors`) to run before the first call.
     init: Option<String>,
+    /// Whether the plugin exports its memory as `memory` (the WASI adapter works on it).
+    memory_exported: bool,
 }
 
 impl Plan {
@@ -119,9 +129,12 @@ fn map_import(
         }
         return Ok(target);
     }
+    if module == WASI_P1 {
+        return Ok(Target::Wasi);
+    }
     if module.starts_with("wasi") {
         return Err(refuse(
-            "WASI is not available to a composed plugin, whose only import is the host services (`extism:kernel/host`)".into(),
+            "of WASI, a composed plugin has preview 1 (`wasi_snapshot_preview1`) only".into(),
         ));
     }
     if params != [ValType::I64] || results != [ValType::I64] {
@@ -190,6 +203,9 @@ fn analyze(plugin: &[u8]) -> Result<Plan> {
             Payload::ExportSection(s) => {
                 for export in s {
                     let export = export?;
+                    if export.kind == wasmparser::ExternalKind::Memory && export.name == MEMORY {
+                        plan.memory_exported = true;
+                    }
                     if export.kind != wasmparser::ExternalKind::Func {
                         continue;
                     }
@@ -267,14 +283,88 @@ pub fn component_world(component: &[u8]) -> Result<(Vec<String>, Vec<String>)> {
 /// that cannot be mapped is refused with an error naming it.
 pub fn componentize(plugin: &[u8]) -> Result<Vec<u8>> {
     let plan = analyze(plugin)?;
-    let composed = component::encode(&plan, artifacts::KERNEL_CORE, plugin)?;
+    let stub = wasi_stub(&plan)?;
+    let composed = component::encode(&plan, artifacts::KERNEL_CORE, plugin, stub.as_deref())?;
     wasmparser::Validator::new()
         .validate_all(&composed)
         .context("the composed component does not validate")?;
     let (imports, exports) = component_world(&composed)?;
+    let (wasi, others): (Vec<_>, Vec<_>) = imports.iter().partition(|i| i.starts_with("wasi:"));
     ensure!(
-        imports == [interface("host")] && exports == [interface("entry")],
+        others == [&interface("host")]
+            && exports == [interface("entry")]
+            && (stub.is_some() || wasi.is_empty()),
         "the composed component imports {imports:?} and exports {exports:?}"
     );
     Ok(composed)
+}
+
+/// For a plugin that imports WASI preview 1: a stub module with the same preview 1 imports
+/// and an exported memory, carrying an empty world, for wit-component to link the adapter to.
+fn wasi_stub(plan: &Plan) -> Result<Option<Vec<u8>>> {
+    use wasm_encoder::{EntityType, ExportKind, ExportSection, ImportSection, MemorySection};
+    use wasm_encoder::{MemoryType, Module, TypeSection};
+    let wasi: Vec<_> = plan
+        .imports
+        .iter()
+        .zip(&plan.import_types)
+        .filter(|((_, _, t), _)| *t == Target::Wasi)
+        .collect();
+    if wasi.is_empty() {
+        return Ok(None);
+    }
+    ensure!(
+        plan.memory_exported,
+        "cannot componentize: the plugin imports WASI but does not export its memory as `memory`, which the WASI adapter works on"
+    );
+    let mut types = TypeSection::new();
+    let mut imports = ImportSection::new();
+    for (i, ((module, name, _), ty)) in wasi.iter().enumerate() {
+        let ty = &plan.types[**ty as usize];
+        let conv = |v: &[ValType]| -> Result<Vec<wasm_encoder::ValType>> {
+            v.iter()
+                .map(|t| match t {
+                    ValType::I32 => Ok(wasm_encoder::ValType::I32),
+                    ValType::I64 => Ok(wasm_encoder::ValType::I64),
+                    ValType::F32 => Ok(wasm_encoder::ValType::F32),
+                    ValType::F64 => Ok(wasm_encoder::ValType::F64),
+                    other => bail!(
+                        "cannot componentize: the WASI import `{module}::{name}` has a {other} value"
+                    ),
+                })
+                .collect()
+        };
+        types.ty().function(conv(ty.params())?, conv(ty.results())?);
+        imports.import(module, name, EntityType::Function(i as u32));
+    }
+    let mut memories = MemorySection::new();
+    memories.memory(MemoryType {
+        minimum: 1,
+        maximum: None,
+        memory64: false,
+        shared: false,
+        page_size_log2: None,
+    });
+    let mut exports = ExportSection::new();
+    exports.export(MEMORY, ExportKind::Memory, 0);
+    let mut module = Module::new();
+    module
+        .section(&types)
+        .section(&imports)
+        .section(&memories)
+        .section(&exports);
+    let mut stub = module.finish();
+    let mut resolve = wit_parser::Resolve::default();
+    let package = resolve
+        .push_str("stub.wit", "package extism:wasi-stub;\nworld stub {}\n")
+        .map_err(|e| anyhow!("{e}"))?;
+    let world = resolve.select_world(&[package], Some("stub"))?;
+    wit_component::embed_component_metadata(
+        &mut stub,
+        &resolve,
+        world,
+        wit_component::StringEncoding::UTF8,
+        false,
+    )?;
+    Ok(Some(stub))
 }
