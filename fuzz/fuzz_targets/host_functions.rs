@@ -478,7 +478,7 @@ impl Choice {
 /// A plugin of one [`Choice`], made fresh for each input.
 enum Made {
     Classic(plugin_host::Plugin),
-    Composed(ComposedPlugin),
+    Composed(Box<ComposedPlugin>),
 }
 
 impl Made {
@@ -526,7 +526,7 @@ fn make(choice: Choice) -> Made {
     if choice.form == 2 {
         let p = ComposedPlugin::new(&s.runtime, &s.component, choice.options())
             .unwrap_or_else(|e| panic!("{choice:?}: the composed plugin: {e:#}"));
-        return Made::Composed(p);
+        return Made::Composed(Box::new(p));
     }
     let pre = s
         .pres
