@@ -362,6 +362,7 @@ fn program(u: &mut Unstructured) -> Result<Program> {
             7 => p.pushing(u.int_in_range(2..=3)?, &[p.arg(u)?]),
             8..=10 => {
                 p.block(&key(u)?);
+                let k = Arg::Slot(((p.pushed - 1) % 64) as u8);
                 let value = match u.int_in_range(0..=3)? {
                     0 => Arg::Zero,
                     1 => p.arg(u)?,
@@ -370,9 +371,6 @@ fn program(u: &mut Unstructured) -> Result<Program> {
                         Arg::Last
                     }
                 };
-                let k = Arg::Slot(
-                    ((p.pushed - 1 - usize::from(matches!(value, Arg::Last))) % 64) as u8,
-                );
                 p.op(4, &[k, value]);
             }
             11 => {
