@@ -127,7 +127,7 @@ fuzz-setup:
 fuzz: fuzz-setup setup
 	$(call fuzz_run,$(FUZZ_TARGET),$(FUZZ_SECONDS))
 
-# A few minutes of fuzzing, part of CI (.ci/run), after `make test`: `actions` for
+# About four minutes of fuzzing, part of CI (.ci/run), after `make test`: `actions` for
 # FUZZ_SMOKE_SECONDS, each other target for FUZZ_SMOKE_WASM_SECONDS. One build first (all
 # targets share it; the first one builds wasmtime under the sanitizer, which takes a while).
 fuzz-smoke: fuzz-setup setup
