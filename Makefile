@@ -97,28 +97,45 @@ miri:
 	rustup component add --toolchain nightly miri rust-src
 	MIRIFLAGS=-Zmiri-strict-provenance $(CARGO) +nightly miri test -p kernel-core --lib -- --skip churn --skip seeded --skip proptest --skip length_and_free --skip metadata_growth --skip reset_cost --skip metadata_cannot --skip record_table --skip metadata_is_out --skip shadow_model
 
-# The kernel under libFuzzer (fuzz/, its own workspace): fuzzer bytes drive the shared action
-# generator against a native kernel, with the shadow model and the invariant scanner after
-# every action. Installs cargo-fuzz when missing. New inputs go to fuzz/corpus
-# (not in git); fuzz/seeds is a small committed seed corpus; crashes land in fuzz/artifacts.
+# libFuzzer targets (fuzz/, its own workspace; see fuzz/README.md): `actions` (the action
+# generator against a native kernel), `artifacts` (the built core module and component in
+# lockstep with native twins), `componentize` (wasm-smith modules through componentize) and
+# `host_functions` (the Extism host functions given anything). Installs cargo-fuzz when
+# missing. New inputs go to fuzz/corpus/TARGET (not in git); fuzz/seeds/TARGET is a small
+# committed seed corpus; crashes land in fuzz/artifacts/TARGET.
+FUZZ_TARGET ?= actions
 FUZZ_SECONDS ?= 600
 FUZZ_SMOKE_SECONDS ?= 60
-# cargo-fuzz passes `-Z` flags to rustc: nightly when it is installed, otherwise the stable
-# toolchain with RUSTC_BOOTSTRAP=1 (stable ships the AddressSanitizer runtime too), so a
-# machine that cannot download a toolchain still fuzzes.
-FUZZ_CARGO = $(shell rustup toolchain list | grep -q '^nightly' && echo '$(CARGO) +nightly' || echo 'RUSTC_BOOTSTRAP=1 $(CARGO)')
-FUZZ_RUN = cd fuzz && mkdir -p corpus/actions && $(FUZZ_CARGO) fuzz run actions corpus/actions seeds/actions --
-FUZZ_FLAGS = -max_len=8192 -print_final_stats=1
+# The three targets that run wasm are slower per input and share the smoke run's budget.
+FUZZ_SMOKE_WASM_SECONDS ?= 40
+# cargo-fuzz passes `-Z` flags to rustc: the toolchain `make setup` prepared (its wasm
+# targets are the ones plugin-host's and host-fixtures' build scripts need; a nightly without
+# them cannot build the fuzz workspace), with RUSTC_BOOTSTRAP=1 (stable ships the
+# AddressSanitizer runtime too), so a machine that cannot download a toolchain still fuzzes.
+# RUST_LIB_BACKTRACE=0: no backtrace captured in every anyhow/wasmtime error (componentize
+# makes and drops many; with RUST_BACKTRACE=1 in the environment it ran at half the speed);
+# panics keep theirs.
+FUZZ_CARGO = RUSTC_BOOTSTRAP=1 RUST_LIB_BACKTRACE=0 $(CARGO)
+FUZZ_FLAGS = -max_len=8192 -timeout=60 -print_final_stats=1
+# $(call fuzz_run,TARGET,SECONDS)
+fuzz_run = cd fuzz && mkdir -p corpus/$(1) && $(FUZZ_CARGO) fuzz run $(1) corpus/$(1) seeds/$(1) -- -max_total_time=$(2) $(FUZZ_FLAGS)
 
 fuzz-setup:
 	@$(CARGO) fuzz --version >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked
 
-fuzz: fuzz-setup
-	$(FUZZ_RUN) -max_total_time=$(FUZZ_SECONDS) $(FUZZ_FLAGS)
+# FUZZ_SECONDS (default 600) of one target: FUZZ_TARGET (default actions).
+fuzz: fuzz-setup setup
+	$(call fuzz_run,$(FUZZ_TARGET),$(FUZZ_SECONDS))
 
-# About a minute of fuzzing: part of CI (.ci/run), after `make test`.
-fuzz-smoke: fuzz-setup
-	$(FUZZ_RUN) -max_total_time=$(FUZZ_SMOKE_SECONDS) $(FUZZ_FLAGS)
+# About four minutes of fuzzing, part of CI (.ci/run), after `make test`: `actions` for
+# FUZZ_SMOKE_SECONDS, each other target for FUZZ_SMOKE_WASM_SECONDS. One build first (all
+# targets share it; the first one builds wasmtime under the sanitizer, which takes a while).
+fuzz-smoke: fuzz-setup setup
+	cd fuzz && $(FUZZ_CARGO) fuzz build
+	$(call fuzz_run,actions,$(FUZZ_SMOKE_SECONDS))
+	$(call fuzz_run,artifacts,$(FUZZ_SMOKE_WASM_SECONDS))
+	$(call fuzz_run,componentize,$(FUZZ_SMOKE_WASM_SECONDS))
+	$(call fuzz_run,host_functions,$(FUZZ_SMOKE_WASM_SECONDS))
 
 clean:
 	$(CARGO) clean
