@@ -21,7 +21,7 @@ use crate::host_fns::HostFunction;
 use crate::host_fns::log::level_to_int;
 use crate::host_fns::vars::key_string;
 use crate::options::PluginOptions;
-use crate::pre::wasi_builder;
+use crate::pre::{start_timeout, wasi_builder};
 use crate::runtime::{EpochTicker, Runtime};
 use crate::state::Services;
 use std::collections::HashMap;
@@ -229,7 +229,7 @@ impl ComposedPlugin {
             &options,
             stdout.as_ref(),
         )?;
-        let (store, plugin) = Self::instantiate(&pre, state)?;
+        let (store, plugin) = Self::instantiate(&pre, state, &options)?;
         Ok(ComposedPlugin {
             store,
             plugin,
@@ -245,13 +245,18 @@ impl ComposedPlugin {
     fn instantiate(
         pre: &bindings::PluginPre<ComposedState>,
         state: ComposedState,
+        options: &PluginOptions,
     ) -> Result<(Store<ComposedState>, bindings::Plugin)> {
         let mut store = Store::new(pre.engine(), state);
         store.limiter(|s| &mut s.services.limits);
-        store.set_epoch_deadline(u64::MAX / 2);
         // Unmetered unless a call sets a limit; an engine that counts no fuel refuses this.
         let _ = store.set_fuel(u64::MAX);
-        let plugin = pre.instantiate(&mut store)?;
+        // The plugin's start function runs inside instantiation, within the call timeout.
+        let deadline = store.data_mut().services.start_call();
+        store.set_epoch_deadline(deadline);
+        let plugin = pre.instantiate(&mut store);
+        store.set_epoch_deadline(u64::MAX / 2);
+        let plugin = plugin.or_else(|e| Err(start_timeout(e, options)?))?;
         Ok((store, plugin))
     }
 
@@ -326,7 +331,7 @@ impl ComposedPlugin {
             &self.options,
             self.stdout.as_ref(),
         )?;
-        let (store, plugin) = Self::instantiate(&self.pre, state)?;
+        let (store, plugin) = Self::instantiate(&self.pre, state, &self.options)?;
         self.store = store;
         self.plugin = plugin;
         Ok(())

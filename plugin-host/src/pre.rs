@@ -376,15 +376,21 @@ impl PluginPre {
             }
         };
         store.data_mut().kernel = Some(kernel.clone());
+        // A start function runs inside instantiation: it gets the call timeout, so one that
+        // never returns cannot hang the host.
+        let deadline = store.data_mut().services.start_call();
+        store.set_epoch_deadline(deadline);
         let instance = match &self.link {
             PluginLink::Pre(pre) => pre.instantiate(&mut store),
             PluginLink::Plan { linker, modules } => {
                 Self::instantiate_plan(&mut store, linker, modules, &kernel)
             }
         };
+        store.set_epoch_deadline(u64::MAX / 2);
         let instance = match instance {
             Ok(i) => i,
             Err(e) => {
+                let e = start_timeout(e, options)?;
                 return Err(memory_error(e, &store, "the plugin"))
                     .context("instantiating the plugin");
             }
@@ -492,4 +498,19 @@ pub(crate) fn wasi_builder(
     }
     b.inherit_stderr();
     Ok(b)
+}
+
+/// An instantiation that ran past the call timeout (a start function that does not return)
+/// as that error; any other error as it is.
+pub(crate) fn start_timeout(
+    e: wasmtime::Error,
+    options: &PluginOptions,
+) -> Result<wasmtime::Error> {
+    match e.downcast_ref::<wasmtime::Trap>() {
+        Some(wasmtime::Trap::Interrupt) => bail!(
+            "instantiating the plugin: its start function ran past the timeout of {} ms",
+            options.timeout.unwrap_or_default().as_millis()
+        ),
+        _ => Ok(e),
+    }
 }

@@ -328,3 +328,42 @@ fn a_timeout_in_one_instance_never_interrupts_another() {
         });
     }
 }
+
+/// Found by the fuzzing round: a plugin whose start function never returns made
+/// `Plugin::new` and `ComposedPlugin::new` hang for good, even with a timeout (only calls
+/// had a deadline). Instantiation now runs within the call timeout, on every path. The
+/// loads run on another thread, so that a regression fails the test instead of hanging it.
+#[test]
+fn a_start_function_that_never_returns_times_out() {
+    let wasm = plugin_wasm(
+        r#"(func $forever (loop $l (br $l)))
+           (start $forever)
+           (func (export "run") (result i32) (i32.const 0))"#,
+    );
+    let component = plugin_host::componentize::componentize(&wasm).expect("componentize");
+    let (done, results) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let options = |kernel| PluginOptions {
+            timeout: Some(Duration::from_millis(200)),
+            ..host_fixtures::options(kernel)
+        };
+        for kernel in KINDS {
+            let e = Plugin::new(runtime(), &wasm, options(kernel)).map(|_| ());
+            done.send((kernel.to_string(), e.map_err(|e| format!("{e:#}"))))
+                .unwrap();
+        }
+        let e = ComposedPlugin::new(runtime(), &component, options(KernelKind::Core)).map(|_| ());
+        done.send(("composed".into(), e.map_err(|e| format!("{e:#}"))))
+            .unwrap();
+    });
+    for _ in 0..KINDS.len() + 1 {
+        let (path, result) = results
+            .recv_timeout(Duration::from_secs(60))
+            .expect("loading a plugin whose start function loops must not hang");
+        let e = result.expect_err(&path);
+        assert!(
+            e.contains("start function ran past the timeout of 200 ms"),
+            "{path}: {e}"
+        );
+    }
+}
