@@ -535,13 +535,14 @@ fn componentize(plugin: &str, output: &std::path::Path) -> Result<()> {
     let component =
         plugin_host::componentize::componentize(&wasm).map_err(wasmtime::Error::from_anyhow)?;
     std::fs::write(output, &component).with_context(|| format!("writing {}", output.display()))?;
-    let interface = plugin_host::componentize::interface;
+    let (imports, exports) = plugin_host::componentize::component_world(&component)
+        .map_err(wasmtime::Error::from_anyhow)?;
     eprintln!(
         "wrote {} ({} bytes): imports {}, exports {}",
         output.display(),
         component.len(),
-        interface("host"),
-        interface("entry")
+        imports.join(", "),
+        exports.join(", ")
     );
     Ok(())
 }
