@@ -63,8 +63,9 @@ check: setup
 
 # Criterion benchmarks of our kernel (core module and component) against upstream's (the
 # `extism` 1.41.0 package's kernel, fetched through cargo at bench time, never committed),
-# then the report: docs/bench/REPORT.md and SVG plots beside it, the tables printed, the
-# README's table refreshed. About 5 minutes; see bench/src/lib.rs.
+# and of whole plugins on those kernels and composed with ours, then the report:
+# docs/bench/REPORT.md and SVG plots beside it, the tables printed, the README's table
+# refreshed. About 6 minutes; see bench/src/lib.rs.
 bench: setup
 	$(CARGO) build -p host-demo --release
 	$(CARGO) bench -p kernel-bench

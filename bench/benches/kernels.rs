@@ -1,6 +1,7 @@
 //! The criterion benchmarks of `make bench`: our kernel (core module and component) and
-//! upstream's, side by side on one engine. `cargo bench -p kernel-bench` runs them;
-//! `cargo run -p kernel-bench --release --bin report` turns the estimates into the report.
+//! upstream's, side by side on one engine, and whole plugins on those kernels and composed
+//! with ours. `cargo bench -p kernel-bench` runs them; `cargo run -p kernel-bench --release
+//! --bin report` turns the estimates into the report.
 //!
 //! Groups (ids `GROUP/FUNCTION/VALUE`, read back by the report):
 //! - `random_actions/KERNEL/N`: 1000 random `alloc`/`free` actions with at least N live
@@ -8,8 +9,15 @@
 //! - `length/KERNEL/N`, `free/KERNEL/N`: one `length` of a random live block, one `free` of
 //!   a random live block (timed per batch of frees; each freed block is then allocated
 //!   again, untimed, so N blocks stay live), with N small blocks live.
-//! - `round_trip/KERNEL/SIZE`: an `echo` call of an `extism-pdk` plugin through host-demo;
+//! - `round_trip/FORM/SIZE`: an `echo` call of an `extism-pdk` plugin through plugin-host,
+//!   FORM a kernel (`ours-core`, `ours-component`, `upstream`) or `composed` (the plugin
+//!   composed with our kernel into one component at load time, `ComposedPlugin::compose`);
 //!   `round_trip/plain-copy/SIZE`: the same bytes written into wasm memory and read back.
+//! - `plugin_call/FORM/reverse-x`: the trivial call, `echo`'s `reverse` on `x`, on the same
+//!   four forms.
+//! - `plugin_churn/FORM/ROUNDS`: the `alloc_churn` sample's `churn` with ROUNDS rounds
+//!   (`PLUGIN_CHURN_ROUNDS`; allocations, frees and checks through the pdk's `Memory` API,
+//!   about 40 ms a call on the core path), on the four forms; flat sampling, 10 samples.
 //! - `component_overhead/raw-length/FORM`: one `length` call from the host;
 //!   `component_overhead/bulk-1MiB/FORM`: 1 MiB into a new block and back out.
 
@@ -18,10 +26,12 @@ use criterion::{
 };
 use host_fixtures::samples;
 use kernel_bench::workloads::{LiveSet, RandomActions};
-use kernel_bench::{ACTIONS, FREE_BATCH, KernelId, Kernels, LIVE, RANDOM_LIVE, RawKernel, SIZES};
-use plugin_host::{KernelKind, Plugin, PluginOptions};
+use kernel_bench::{
+    ACTIONS, FREE_BATCH, Form, KernelId, Kernels, LIVE, PLUGIN_CHURN_ROUNDS, RANDOM_LIVE,
+    RawKernel, SIZES, TRIVIAL_CALL,
+};
 use std::hint::black_box;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 fn kernels() -> &'static Kernels {
@@ -135,37 +145,25 @@ fn latency(c: &mut Criterion) {
 fn round_trip(c: &mut Criterion) {
     let ks = kernels();
     let echo = samples::plugin("echo").expect("the echo sample plugin");
-    let upstream = Arc::new(ks.upstream.wasm.clone());
     let mut g = c.benchmark_group("round_trip");
     g.warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(2));
     for (size, name) in SIZES {
         let input: Vec<u8> = (0..size).map(|i| (i * 7 + 3) as u8).collect();
         g.throughput(Throughput::Bytes(size as u64));
-        for id in KernelId::ALL {
-            let options = match id {
-                KernelId::Core => PluginOptions::default(),
-                KernelId::Component => PluginOptions {
-                    kernel: KernelKind::Component,
-                    ..Default::default()
-                },
-                KernelId::Upstream => PluginOptions {
-                    kernel_wasm: Some(upstream.clone()),
-                    ..Default::default()
-                },
-            };
-            let mut plugin = Plugin::new(&ks.runtime, echo, options).expect("loading echo");
+        for form in Form::ALL {
+            let mut plugin = form.load(ks, echo).expect("loading echo");
             let out = plugin.call("echo", &input).expect("echo");
-            assert!(out == input, "echo on {id} changed the bytes");
+            assert!(out == input, "echo on {form} changed the bytes");
             // The component moves a classic plugin's bytes one raw call at a time.
-            let slow = id == KernelId::Component && size >= 64 << 10;
+            let slow = form == Form::Kernel(KernelId::Component) && size >= 64 << 10;
             g.sampling_mode(if slow {
                 SamplingMode::Flat
             } else {
                 SamplingMode::Auto
             });
             g.sample_size(if slow { 10 } else { 30 });
-            g.bench_function(BenchmarkId::new(id.id(), name), |b| {
+            g.bench_function(BenchmarkId::new(form.id(), name), |b| {
                 b.iter(|| black_box(plugin.call("echo", black_box(&input)).expect("echo")))
             });
         }
@@ -243,11 +241,66 @@ fn component_overhead(c: &mut Criterion) {
     g.finish();
 }
 
+fn plugin_call(c: &mut Criterion) {
+    let ks = kernels();
+    let echo = samples::plugin("echo").expect("the echo sample plugin");
+    let (function, input, case) = TRIVIAL_CALL;
+    let mut g = c.benchmark_group("plugin_call");
+    g.warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(30);
+    for form in Form::ALL {
+        let mut plugin = form.load(ks, echo).expect("loading echo");
+        let out = plugin.call(function, input).expect(function);
+        let want: Vec<u8> = input.iter().rev().copied().collect();
+        assert!(out == want, "{function} on {form} gave {out:?}");
+        g.bench_function(BenchmarkId::new(form.id(), case), |b| {
+            b.iter(|| black_box(plugin.call(function, black_box(input)).expect(function)))
+        });
+    }
+    g.finish();
+}
+
+fn plugin_churn(c: &mut Criterion) {
+    let ks = kernels();
+    let wasm = samples::plugin("alloc_churn").expect("the alloc_churn sample plugin");
+    let input = PLUGIN_CHURN_ROUNDS.to_string().into_bytes();
+    let mut g = c.benchmark_group("plugin_churn");
+    g.sampling_mode(SamplingMode::Flat)
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1));
+    let mut expected: Option<Vec<u8>> = None;
+    for form in Form::ALL {
+        let mut plugin = form.load(ks, wasm).expect("loading alloc_churn");
+        let out = plugin.call("churn", &input).expect("churn");
+        match &expected {
+            None => expected = Some(out),
+            Some(want) => assert!(
+                &out == want,
+                "churn on {form} gave {}, the core path {}",
+                String::from_utf8_lossy(&out),
+                String::from_utf8_lossy(want)
+            ),
+        }
+        // The component backend answers every kernel call through the component model:
+        // about ten times the core path's time, so one call per sample there (criterion
+        // then warns that 10 samples take longer than 5 s).
+        let slow = form == Form::Kernel(KernelId::Component);
+        g.measurement_time(Duration::from_secs(if slow { 5 } else { 3 }));
+        g.bench_function(BenchmarkId::new(form.id(), PLUGIN_CHURN_ROUNDS), |b| {
+            b.iter(|| black_box(plugin.call("churn", black_box(&input)).expect("churn")))
+        });
+    }
+    g.finish();
+}
+
 criterion_group!(
     benches,
     random_actions,
     latency,
     round_trip,
+    plugin_call,
+    plugin_churn,
     component_overhead
 );
 criterion_main!(benches);

@@ -12,18 +12,24 @@
 //!
 //! - [`kernels`]: the three kernels behind one small driver ([`kernels::RawKernel`]: `alloc`,
 //!   `free`, `length`), each in its own store whose limiter records memory growth.
+//! - [`forms`]: whole plugins on four forms ([`Form`]): the classic plugin on each of the
+//!   three kernels, and the plugin composed with our kernel into one component
+//!   (`plugin_host::ComposedPlugin`), for the plugin benchmarks and the report's "Composed
+//!   plugins" table.
 //! - [`workloads`]: the seeded generator and the workloads (random actions, churn).
 //! - [`startup`]: whole-process start-up of `host-demo call` (and of Extism's runtime, when
 //!   `make bench-startup-extism` has built its scratch program) with the compilation cache
 //!   off, cold and warm.
 
 pub mod ab;
+pub mod forms;
 pub mod kernels;
 pub mod plots;
 pub mod startup;
 pub mod upstream;
 pub mod workloads;
 
+pub use forms::Form;
 pub use kernels::{KernelId, Kernels, RawKernel};
 
 /// The workspace root (this crate's parent folder).
@@ -57,6 +63,12 @@ pub const SIZES: [(usize, &str); 4] = [
 ];
 /// Actions of the heap-efficiency churn.
 pub const CHURN_ACTIONS: usize = 200_000;
+/// Rounds of the `alloc_churn` sample's `churn` per call in the `plugin_churn` benchmark
+/// (its input, in ASCII decimal).
+pub const PLUGIN_CHURN_ROUNDS: u32 = 300;
+/// The trivial call of the `plugin_call` benchmark: the `echo` sample's function, its
+/// input, and the name of the case in benchmark ids.
+pub const TRIVIAL_CALL: (&str, &[u8], &str) = ("reverse", b"x", "reverse-x");
 
 /// Where the benchmarks note the load average when they start, for the report.
 pub fn load_note_path() -> std::path::PathBuf {

@@ -6,14 +6,17 @@
 //! each in its own process, times the start-up of `host-demo call` (and of Extism's runtime,
 //! if `make bench-startup-extism` built it) with the compilation cache off, cold and warm
 //! ([`kernel_bench::startup`]), then writes `OUT_DIR/REPORT.md` (default `docs/bench`) with SVG
-//! plots beside it, prints the tables, and refreshes the README's benchmark table between
+//! plots beside it (the main table; then the "Composed plugins" table, the figures of the
+//! plugin benchmarks on the four [`Form`]s), prints the tables, and refreshes the README's benchmark table between
 //! its `<!-- bench:begin -->` and `<!-- bench:end -->` markers when they are there.
 
+use host_fixtures::samples;
 use kernel_bench::ab;
 use kernel_bench::plots::{self, Series};
 use kernel_bench::workloads::{self, Churn};
 use kernel_bench::{
-    ACTIONS, CHURN_ACTIONS, FREE_BATCH, KernelId, Kernels, LIVE, RANDOM_LIVE, RawKernel, SIZES,
+    ACTIONS, CHURN_ACTIONS, FREE_BATCH, Form, KernelId, Kernels, LIVE, PLUGIN_CHURN_ROUNDS,
+    RANDOM_LIVE, RawKernel, SIZES, TRIVIAL_CALL,
 };
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -173,6 +176,88 @@ fn num(x: f64) -> String {
     }
 }
 
+/// A case of the "Composed plugins" table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Case {
+    /// The `echo` round trip at the size of this index in [`SIZES`].
+    RoundTrip(usize),
+    /// [`TRIVIAL_CALL`].
+    Trivial,
+    /// The `alloc_churn` sample's `churn`, [`PLUGIN_CHURN_ROUNDS`] rounds.
+    Churn,
+}
+
+impl Case {
+    fn all() -> impl Iterator<Item = Case> {
+        (0..SIZES.len())
+            .map(Case::RoundTrip)
+            .chain([Case::Trivial, Case::Churn])
+    }
+
+    /// Criterion's id of this case on `form`.
+    fn bench_id(self, form: Form) -> String {
+        match self {
+            Case::RoundTrip(i) => format!("round_trip/{form}/{}", SIZES[i].1),
+            Case::Trivial => format!("plugin_call/{form}/{}", TRIVIAL_CALL.2),
+            Case::Churn => format!("plugin_churn/{form}/{PLUGIN_CHURN_ROUNDS}"),
+        }
+    }
+
+    /// The row's name, with its unit.
+    fn name(self) -> String {
+        let (function, input, _) = TRIVIAL_CALL;
+        match self {
+            Case::RoundTrip(i) => format!("`echo` round trip, {} (µs)", SIZES[i].1),
+            Case::Trivial => format!(
+                "trivial call: `echo`'s `{function}` on `{}` (µs)",
+                String::from_utf8_lossy(input)
+            ),
+            Case::Churn => format!("`alloc_churn`'s `churn`, {PLUGIN_CHURN_ROUNDS} rounds (ms)"),
+        }
+    }
+
+    /// The unit of the row, in ns.
+    fn unit_ns(self) -> f64 {
+        match self {
+            Case::Churn => 1e6,
+            _ => 1e3,
+        }
+    }
+
+    /// The plugin, function, input and calls of each form of the interleaved measurement.
+    fn interleaved_call(self) -> (&'static str, &'static str, Vec<u8>, usize) {
+        match self {
+            Case::RoundTrip(i) => {
+                let size = SIZES[i].0;
+                let input = (0..size).map(|i| (i * 7 + 3) as u8).collect();
+                (
+                    "echo",
+                    "echo",
+                    input,
+                    if size >= 64 << 10 { 300 } else { 5000 },
+                )
+            }
+            Case::Trivial => ("echo", TRIVIAL_CALL.0, TRIVIAL_CALL.1.to_vec(), 5000),
+            Case::Churn => (
+                "alloc_churn",
+                "churn",
+                PLUGIN_CHURN_ROUNDS.to_string().into_bytes(),
+                30,
+            ),
+        }
+    }
+
+    /// Whether the goal "composed ≤ 1x the core path's time" applies, and the aim "1.5x
+    /// faster than the core path".
+    fn goal(self) -> (bool, bool) {
+        match self {
+            Case::RoundTrip(i) => (i == SIZES.len() - 1, i == SIZES.len() - 1),
+            Case::Trivial => (true, false),
+            Case::Churn => (true, true),
+        }
+    }
+}
+
 /// Every figure of the report.
 struct Figures {
     /// Actions per µs by (kernel, N).
@@ -185,6 +270,10 @@ struct Figures {
     round_trip: BTreeMap<(KernelId, usize), f64>,
     /// µs per plain copy by size index.
     plain_copy: Vec<f64>,
+    /// The composed table's figures (in each case's unit) by case and form.
+    plugins: BTreeMap<(Case, Form), f64>,
+    /// Each case on the core path (first) and composed (second), calls interleaved.
+    composed_ab: BTreeMap<Case, ab::Interleaved>,
     /// ns per raw `length` call from the host: core, component.
     raw_length: (f64, f64),
     /// µs to move 1 MiB in and out: core, component.
@@ -203,6 +292,8 @@ fn collect(est: &Estimates, kernels: &Kernels, density_runs: &[Density]) -> Resu
         free: BTreeMap::new(),
         round_trip: BTreeMap::new(),
         plain_copy: Vec::new(),
+        plugins: BTreeMap::new(),
+        composed_ab: BTreeMap::new(),
         raw_length: (0.0, 0.0),
         bulk: (0.0, 0.0),
         churn: BTreeMap::new(),
@@ -230,6 +321,25 @@ fn collect(est: &Estimates, kernels: &Kernels, density_runs: &[Density]) -> Resu
     for (_, name) in SIZES {
         f.plain_copy
             .push(get(est, &format!("round_trip/plain-copy/{name}"))? / 1000.0);
+    }
+    for case in Case::all() {
+        for form in Form::ALL {
+            let ns = get(est, &case.bench_id(form))?;
+            f.plugins.insert((case, form), ns / case.unit_ns());
+        }
+    }
+    let mut loaded = BTreeMap::new();
+    for case in Case::all() {
+        let (plugin, function, input, calls) = case.interleaved_call();
+        if !loaded.contains_key(plugin) {
+            let wasm = samples::plugin(plugin).with_context(|| format!("the {plugin} sample"))?;
+            let core = Form::Kernel(KernelId::Core).load(kernels, wasm)?;
+            loaded.insert(plugin, (core, Form::Composed.load(kernels, wasm)?));
+        }
+        let (core, composed) = loaded.get_mut(plugin).expect("loaded above");
+        let pair = ab::interleave(core, composed, function, &input, calls)
+            .with_context(|| format!("{}, interleaved", case.name()))?;
+        f.composed_ab.insert(case, pair);
     }
     f.raw_length = (
         get(est, "component_overhead/raw-length/ours-core")?,
@@ -369,6 +479,77 @@ fn main_table(f: &Figures) -> (String, Vec<String>) {
         format!("component {}x core", num(r)),
         "report",
         None,
+    );
+    (t, unmet)
+}
+
+/// The "Composed plugins" table, and the note of the aim under it.
+fn composed_table(f: &Figures) -> (String, Vec<String>) {
+    const GOAL: &str = "composed ≤ 1x the core path's time (verdict on the interleaved ratio)";
+    let core = Form::Kernel(KernelId::Core);
+    let mut t = String::new();
+    let mut unmet = Vec::new();
+    t.push_str("| case |");
+    for form in Form::ALL {
+        let _ = write!(t, " {} |", form.label());
+    }
+    t.push_str(" composed ÷ core | goal | verdict |\n|---|");
+    t.push_str(&"---:|".repeat(Form::ALL.len() + 1));
+    t.push_str("---|---|\n");
+    let mut aims = Vec::new();
+    for case in Case::all() {
+        let ratio = f.plugins[&(case, Form::Composed)] / f.plugins[&(case, core)];
+        let ab = &f.composed_ab[&case];
+        let inter = ab.second_us / ab.first_us;
+        let _ = write!(t, "| {} |", case.name());
+        for form in Form::ALL {
+            let _ = write!(t, " {} |", num(f.plugins[&(case, form)]));
+        }
+        let (goal, aim) = case.goal();
+        let (g, v) = if goal {
+            (GOAL, verdict(inter <= 1.0))
+        } else {
+            ("", "")
+        };
+        let _ = writeln!(
+            t,
+            " {}x (interleaved: {}x) | {g} | {v} |",
+            num(ratio),
+            num(inter)
+        );
+        if goal && inter > 1.0 {
+            unmet.push(format!(
+                "composed plugins, {}: {}x the core path's time (interleaved: {}x) (goal: {GOAL})",
+                case.name(),
+                num(ratio),
+                num(inter)
+            ));
+        }
+        if aim {
+            let faster = 1.0 / inter;
+            let what = match case {
+                Case::RoundTrip(i) => format!("the {} round trip", SIZES[i].1),
+                _ => "the churn".into(),
+            };
+            let speed = if faster >= 1.0 {
+                format!("{}x faster", num(faster))
+            } else {
+                format!("{}x slower", num(1.0 / faster))
+            };
+            aims.push(format!(
+                "{what} {speed} ({})",
+                if faster >= 1.5 {
+                    "reached"
+                } else {
+                    "not reached"
+                }
+            ));
+        }
+    }
+    let _ = writeln!(
+        t,
+        "\nAim (not a goal): composed 1.5x faster than the core path (composed ÷ core ≤ 0.67) on the 1 MiB round trip and the churn; in this run, on the interleaved ratios, {}.",
+        aims.join("; ")
     );
     (t, unmet)
 }
@@ -650,6 +831,8 @@ fn run() -> Result<()> {
 
     let f = collect(&est, &kernels, &density_runs)?;
     let (table, mut unmet) = main_table(&f);
+    let (ctable, cunmet) = composed_table(&f);
+    unmet.extend(cunmet);
     let (dtable, dunmet) = density_table(&f);
     unmet.extend(dunmet);
     let plot_files = write_plots(&f, &out_dir)?;
@@ -698,7 +881,18 @@ fn run() -> Result<()> {
         md,
         "- **Heap efficiency**: kernel-core's churn test driven from the host ({CHURN_ACTIONS} actions, at least 300 live blocks, a quarter of the sizes up to 64 KiB, the rest up to 512 B); memory is what the store's `ResourceLimiter` saw the kernel's memories grow by after instantiation, divided by the peak of live requested bytes."
     );
-    md.push_str("- **Round trip**: `Plugin::call(\"echo\", input)` of the sample `echo` plugin (`extism-pdk` 1.4) through host-demo, on each kernel; the plain copy writes the same bytes into a block of wasm memory and reads them back into a new `Vec`.\n");
+    md.push_str("- **Round trip**: `Plugin::call(\"echo\", input)` of the sample `echo` plugin (`extism-pdk` 1.4) through plugin-host, on each kernel, and `ComposedPlugin::call(\"echo\", input)` of the same plugin composed; the plain copy writes the same bytes into a block of wasm memory and reads them back into a new `Vec`.\n");
+    let _ = writeln!(
+        md,
+        "- **Trivial call**: `{}` of the sample `echo` plugin on `{}` ({} bytes), on each form.",
+        TRIVIAL_CALL.0,
+        String::from_utf8_lossy(TRIVIAL_CALL.1),
+        TRIVIAL_CALL.1.len()
+    );
+    let _ = writeln!(
+        md,
+        "- **Plugin churn**: `churn` of the sample `alloc_churn` plugin on `{PLUGIN_CHURN_ROUNDS}` ({PLUGIN_CHURN_ROUNDS} rounds of 1 to 4 allocations of 1 B to 64 KiB through the pdk's `Memory` API, 0 to 3 frees, at most 24 live, every live block's length and contents checked each round), on each form, its JSON summary checked to be the same on all; 10 flat samples."
+    );
     md.push_str("- **Component overhead**: one `length` call from the host on each form; 1 MiB moved in and out (core module: `alloc`, `Memory::write`, `Memory::read`, `free`; component: `bulk.alloc-bytes`, `bulk.read`, `raw.free`).\n\n");
     md.push_str("## Round trip, interleaved\n\nCriterion measures one kernel after the other, seconds apart, and the machine's load changes meanwhile; so the round trip's verdict uses this second measurement, in the same run, which alternates one call on ours (core) and one on upstream's and takes each one's median:\n\n| input | calls each | ours (core), µs | upstream, µs | ours ÷ upstream |\n|---|---:|---:|---:|---:|\n");
     for p in &f.ab {
@@ -712,6 +906,9 @@ fn run() -> Result<()> {
             num(p.ours_us / p.upstream_us)
         );
     }
+    md.push('\n');
+    md.push_str("## Composed plugins\n\nThe same classic plugins on the core path (ours and upstream's kernel), on the component backend, and composed with our kernel into one component at load time (`ComposedPlugin::compose`: the kernel's core module linked directly into the plugin). Medians of criterion's samples; the ratio is composed ÷ ours (core path), so below 1 is faster, and beside it the same ratio from a second measurement in the same run that alternates one call on the core path and one composed (medians of 5000 calls each, 300 from 64 KiB, 30 of the churn), on which the verdicts rest, as for the round trip above. Every form gave the same outputs.\n\n");
+    md.push_str(&ctable);
     md.push('\n');
     md.push_str("## Heap efficiency details\n\n| kernel | peak live bytes | memory at start | memory at end | grown ÷ peak | end ÷ peak | `memory.grow` calls |\n|---|---:|---:|---:|---:|---:|---:|\n");
     for k in KernelId::ALL {
@@ -757,12 +954,13 @@ fn run() -> Result<()> {
     for p in &plot_files {
         let _ = writeln!(md, "![{p}]({p})");
     }
-    md.push_str("\n## Rerun\n\n```sh\nmake bench   # about 5 minutes when host-demo is built; writes docs/bench/REPORT.md and the plots\n```\n");
+    md.push_str("\n## Rerun\n\n```sh\nmake bench   # about 6 minutes when host-demo is built; writes docs/bench/REPORT.md and the plots\n```\n");
     let report = out_dir.join("REPORT.md");
     std::fs::write(&report, &md).context("writing REPORT.md")?;
 
     println!("{heading}");
     println!("{table}");
+    println!("Composed plugins:\n\n{ctable}");
     println!("{dtable}");
     println!("{stable}");
     if unmet.is_empty() {
