@@ -2,7 +2,7 @@
 CARGO ?= cargo
 WASM_TARGETS := wasm32-unknown-unknown wasm32-wasip1 wasm32-wasip2
 
-.PHONY: setup build demo test test-js js-artifacts check bench bench-startup bench-startup-extism fuzz fuzz-setup fuzz-smoke miri clean
+.PHONY: setup build demo test test-js js-artifacts check bench bench-js bench-startup bench-startup-extism fuzz fuzz-setup fuzz-smoke miri clean
 
 setup:
 	@installed="$$(rustup target list --installed)"; \
@@ -70,6 +70,13 @@ bench: setup
 	$(CARGO) build -p host-demo --release
 	$(CARGO) bench -p kernel-bench
 	$(CARGO) run -q -p kernel-bench --release --bin report
+	$(MAKE) bench-js
+
+# Composed plugins under jco (js/extism-host.js) against Extism's JS SDK, same plugins, one
+# Node process (js/bench.mjs; both pinned in js/package-lock.json); the table goes to
+# docs/bench/JS.md. About 2 minutes.
+bench-js: js-artifacts
+	node js/bench.mjs | tee docs/bench/JS.md
 
 # Whole-process start-up of `host-demo call` (release): one count_vowels call per process,
 # 20 runs each with the compilation cache off, cold and warm; medians. Part of `make bench`'s
