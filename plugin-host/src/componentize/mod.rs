@@ -237,7 +237,8 @@ fn analyze(plugin: &[u8]) -> Result<Plan> {
 }
 
 /// What a composition depends on besides the plugin: this crate's version, the kernel's
-/// core module and the component's text for a plan that reaches every part of the glue. The
+/// core module, the WASI adapter and the component's text for a plan that reaches every
+/// part of the glue. The
 /// compilation cache keys composed plugins by it and the plugin's bytes, so a change of any
 /// of them never loads a stale composition.
 pub fn fingerprint() -> &'static [u8] {
@@ -258,6 +259,7 @@ pub fn fingerprint() -> &'static [u8] {
             env!("CARGO_PKG_VERSION").as_bytes(),
             b"\0",
             artifacts::KERNEL_CORE,
+            wasi_preview1_component_adapter_provider::WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER,
             component::text(&plan).as_bytes(),
         ]
         .concat()
