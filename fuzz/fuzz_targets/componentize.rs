@@ -31,7 +31,7 @@ use kernel_abi::{Function, ValType};
 use libfuzzer_sys::arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
 use plugin_host::componentize::componentize;
-use plugin_host::{ComposedPlugin, PluginOptions, Runtime, RuntimeOptions};
+use plugin_host::{ComposedPlugin, PluginOptions};
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::sync::OnceLock;
@@ -244,17 +244,6 @@ fn verbose() -> bool {
     *VERBOSE.get_or_init(|| std::env::var_os("KERNEL_FUZZ_VERBOSE").is_some())
 }
 
-fn runtime() -> &'static Runtime {
-    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
-    RUNTIME.get_or_init(|| {
-        Runtime::new(RuntimeOptions {
-            fuel: true,
-            ..RuntimeOptions::default()
-        })
-        .expect("a runtime")
-    })
-}
-
 /// One input: a module, componentized, maybe run.
 fn one(u: &mut Unstructured) -> Result<()> {
     let (abi, hostile) = import_lists();
@@ -296,7 +285,7 @@ fn one(u: &mut Unstructured) -> Result<()> {
         var_limit_bytes: 4096,
         ..PluginOptions::default()
     };
-    let mut plugin = match ComposedPlugin::new(runtime(), &component, options) {
+    let mut plugin = match ComposedPlugin::new(host_fixtures::fuel_runtime(), &component, options) {
         Ok(p) => p,
         Err(e) => {
             if verbose() {
