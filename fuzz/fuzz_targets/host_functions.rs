@@ -234,6 +234,25 @@ impl Program {
             _ => Arg::Raw(u.arbitrary()?),
         })
     }
+
+    /// The slot of the block pushed last (by [`block`](Self::block)), which stays put while
+    /// later blocks are pushed.
+    fn last_slot(&self) -> Arg {
+        Arg::Slot(((self.pushed - 1) % 64) as u8)
+    }
+
+    /// An optional second argument (a var's value, a request's body): `0` (none), any
+    /// argument, or a new block of anything; choice `0..=max`, the new block from 2 on.
+    fn optional(&mut self, u: &mut Unstructured, max: u8) -> Result<Arg> {
+        Ok(match u.int_in_range(0..=max)? {
+            0 => Arg::Zero,
+            1 => self.arg(u)?,
+            _ => {
+                self.block(&u.arbitrary::<Vec<u8>>()?);
+                Arg::Last
+            }
+        })
+    }
 }
 
 /// The config every plugin has: keys a program may ask for.
@@ -362,15 +381,8 @@ fn program(u: &mut Unstructured) -> Result<Program> {
             7 => p.pushing(u.int_in_range(2..=3)?, &[p.arg(u)?]),
             8..=10 => {
                 p.block(&key(u)?);
-                let k = Arg::Slot(((p.pushed - 1) % 64) as u8);
-                let value = match u.int_in_range(0..=3)? {
-                    0 => Arg::Zero,
-                    1 => p.arg(u)?,
-                    _ => {
-                        p.block(&u.arbitrary::<Vec<u8>>()?);
-                        Arg::Last
-                    }
-                };
+                let k = p.last_slot();
+                let value = p.optional(u, 3)?;
                 p.op(4, &[k, value]);
             }
             11 => {
@@ -379,15 +391,8 @@ fn program(u: &mut Unstructured) -> Result<Program> {
             }
             12..=15 => {
                 p.block(&request(u)?);
-                let request = Arg::Slot(((p.pushed - 1) % 64) as u8);
-                let body = match u.int_in_range(0..=2)? {
-                    0 => Arg::Zero,
-                    1 => p.arg(u)?,
-                    _ => {
-                        p.block(&u.arbitrary::<Vec<u8>>()?);
-                        Arg::Last
-                    }
-                };
+                let request = p.last_slot();
+                let body = p.optional(u, 2)?;
                 p.pushing(5, &[request, body]);
             }
             16 => {
