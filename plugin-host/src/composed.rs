@@ -21,7 +21,7 @@ use crate::host_fns::HostFunction;
 use crate::host_fns::log::level_to_int;
 use crate::host_fns::vars::key_string;
 use crate::options::PluginOptions;
-use crate::pre::{start_timeout, wasi_builder};
+use crate::pre::{check_allowed_paths, start_timeout, wasi_builder};
 use crate::runtime::{EpochTicker, Runtime};
 use crate::state::Services;
 use std::collections::HashMap;
@@ -212,6 +212,7 @@ impl ComposedPlugin {
         if wasi && !options.wasi {
             bail!("the composed plugin imports WASI: enable it (PluginOptions::wasi, --wasi)");
         }
+        check_allowed_paths(&options)?;
         let mut linker = Linker::new(runtime.engine());
         bindings::Plugin::add_to_linker::<_, HasSelf<ComposedState>>(&mut linker, |s| s)?;
         if wasi {

@@ -165,14 +165,7 @@ impl PluginPre {
         if options.fuel.is_some() && !runtime.options().fuel {
             bail!("a fuel limit needs a runtime that counts fuel");
         }
-        for p in &options.allowed_paths {
-            if !p.host.is_dir() {
-                bail!(
-                    "the allowed path {} is not a directory that exists",
-                    p.host.display()
-                );
-            }
-        }
+        check_allowed_paths(&options)?;
         if options.kernel_wasm.is_some() && options.kernel == KernelKind::Component {
             bail!("a kernel given by path runs on the core backend only");
         }
@@ -478,6 +471,20 @@ fn compile_module(runtime: &Runtime, wasm: &[u8]) -> Result<Module> {
 
 /// The WASI context of a plugin run with `options.wasi`, on either plugin form: stdout to
 /// `stdout` (inherited when `None`), stderr inherited, the allowed paths preopened.
+/// Refuses an allowed path that is not a directory, before anything is instantiated (on
+/// every path: classic and composed plugins say the same).
+pub(crate) fn check_allowed_paths(options: &PluginOptions) -> Result<()> {
+    for p in &options.allowed_paths {
+        if !p.host.is_dir() {
+            bail!(
+                "the allowed path {} is not a directory that exists",
+                p.host.display()
+            );
+        }
+    }
+    Ok(())
+}
+
 pub(crate) fn wasi_builder(
     options: &PluginOptions,
     stdout: Option<&MemoryOutputPipe>,

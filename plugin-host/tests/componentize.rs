@@ -312,6 +312,28 @@ fn a_composed_wasi_plugin_reads_and_writes_allowed_paths_as_the_classic_one_does
 }
 
 #[test]
+fn a_missing_allowed_path_is_refused_alike_on_the_classic_and_the_composed_path() {
+    // The composed path used to fail only when WASI opened the path, with another message
+    // ("opening the allowed path ...: No such file or directory").
+    let options = PluginOptions {
+        wasi: true,
+        allowed_paths: vec![plugin_host::AllowedPath {
+            host: "/nonexistent-allowed-path".into(),
+            guest: "/x".into(),
+            read_only: false,
+        }],
+        ..PluginOptions::default()
+    };
+    let wasm = samples::plugin("wasi_files").unwrap();
+    let component = componentize(wasm).unwrap();
+    let classic = Plugin::new(runtime(), wasm, options.clone()).unwrap_err();
+    let composed = ComposedPlugin::new(runtime(), &component, options).unwrap_err();
+    let want = "the allowed path /nonexistent-allowed-path is not a directory that exists";
+    assert_eq!(format!("{classic:#}"), want);
+    assert_eq!(format!("{composed:#}"), want);
+}
+
+#[test]
 fn unmappable_imports_are_refused_naming_the_import() {
     let run = r#"(func (export "run") (result i32) i32.const 0)"#;
     let cases = [
