@@ -32,7 +32,7 @@ test: setup
 # target/js, run by js/extism-host.js and compared with `host-demo call`. Needs Node 20 and
 # npm (the registry, for `npm ci`, which runs again only when the lockfile changes).
 JS_OUT := target/js
-JS_SAMPLES := echo count_vowels fail alloc_churn host_fn http
+JS_SAMPLES := echo count_vowels fail alloc_churn host_fn http wasi_print wasi_files
 JCO := js/node_modules/.bin/jco transpile --instantiation async --no-typescript --quiet
 
 test-js: js-artifacts

@@ -1,6 +1,7 @@
 // Per-call time of composed plugins run by extism-host.js (jco's output), side by side with
 // Extism's JS SDK running the same plugins as plain `.wasm` modules, in one Node process;
-// and, for reference, `host-demo call --loop` (wasmtime) on the same composed components.
+// and, for reference, the same composed plugins entered through jco's own lift of `call`
+// (`jcoEntry: true`) and `host-demo call --loop` (wasmtime) on the same composed components.
 // Not part of `make test`.
 //
 //   make js-artifacts && node js/bench.mjs            # from the workspace root
@@ -70,15 +71,20 @@ function hostDemoMedian(c, loops) {
 const fmt = (us) => (us >= 10000 ? `${(us / 1000).toFixed(0)} ms` : us >= 1000 ? `${(us / 1000).toFixed(2)} ms` : `${us.toFixed(us >= 100 ? 0 : 1)} µs`);
 
 const ours = {};
+const viaJco = {};
 const sdk = {};
 for (const s of new Set(CASES.map((c) => c.sample))) {
   ours[s] = await ComposedPlugin.load(join(OUT, s, `${s}.js`));
+  viaJco[s] = await ComposedPlugin.load(join(OUT, s, `${s}.js`), { jcoEntry: true });
+  if (ours[s].entryLowering !== 'direct' || viaJco[s].entryLowering !== 'jco') throw new Error(`${s}: not entered as asked`);
   sdk[s] = await createPlugin({ wasm: [{ data: readFileSync(join(OUT, 'artifacts', `plugin_${s}.wasm`)) }] }, { useWasi: false });
 }
 
 const rows = [];
 for (const c of CASES) {
   const a = await time(() => ours[c.sample].call(c.fn, c.input));
+  const j = await time(() => viaJco[c.sample].call(c.fn, c.input));
+  if (Buffer.compare(Buffer.from(a.output), Buffer.from(j.output)) !== 0) throw new Error(`${c.label}: the two lowerings differ`);
   let b;
   try {
     b = await time(async () => (await sdk[c.sample].call(c.fn, c.input)).bytes());
@@ -89,19 +95,19 @@ for (const c of CASES) {
     throw new Error(`${c.label}: the outputs differ`);
   }
   const w = withHostDemo ? hostDemoMedian(c, c.loops) : undefined;
-  rows.push({ c, a, b, w });
+  rows.push({ c, a, j, b, w });
   const sdkText = b.error === undefined ? `${fmt(b.median)} (${b.n} calls)` : `fails: ${b.error}`;
-  console.error(`${c.label}: ours ${fmt(a.median)} (${a.n} calls), SDK ${sdkText}${w === undefined ? '' : `, host-demo ${fmt(w)}`}`);
+  console.error(`${c.label}: ours ${fmt(a.median)} (${a.n} calls), jco's lift ${fmt(j.median)}, SDK ${sdkText}${w === undefined ? '' : `, host-demo ${fmt(w)}`}`);
 }
 for (const s of Object.keys(sdk)) await sdk[s].close();
 
 const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
 console.log(`Node ${process.version}, ${cpu}, ${os.cpus().length} cores, load average ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}; jco ${version('@bytecodealliance/jco')}, @extism/extism ${version('@extism/extism')}\n`);
-console.log(`| call | composed, extism-host.js (median / mean) | Extism JS SDK, plain plugin (median / mean) | composed ÷ SDK (medians) |${withHostDemo ? ' composed, host-demo (wasmtime, median) |' : ''}`);
-console.log(`|---|---:|---:|---:|${withHostDemo ? '---:|' : ''}`);
-for (const { c, a, b, w } of rows) {
+console.log(`| call | composed, extism-host.js (median / mean) | Extism JS SDK, plain plugin (median / mean) | composed ÷ SDK (medians) | composed, entered through jco's lift (median) |${withHostDemo ? ' composed, host-demo (wasmtime, median) |' : ''}`);
+console.log(`|---|---:|---:|---:|---:|${withHostDemo ? '---:|' : ''}`);
+for (const { c, a, j, b, w } of rows) {
   const sdkCells = b.error === undefined
     ? `${fmt(b.median)} / ${fmt(b.mean)} | ${(a.median / b.median).toFixed(2)}x`
     : `fails: ${b.error} | `;
-  console.log(`| ${c.label} | ${fmt(a.median)} / ${fmt(a.mean)} | ${sdkCells} |${w === undefined ? '' : ` ${fmt(w)} |`}`);
+  console.log(`| ${c.label} | ${fmt(a.median)} / ${fmt(a.mean)} | ${sdkCells} | ${fmt(j.median)} |${w === undefined ? '' : ` ${fmt(w)} |`}`);
 }

@@ -36,6 +36,12 @@
 // `ComposedPlugin` instantiates the plugin anew (from the compiled modules it keeps),
 // keeping its vars.
 //
+// - WASI 0.2, for a plugin built for wasm32-wasip1 (option `wasi`): jco's preview2-shim,
+//   confined as plugin-host confines it (`wasiImports`).
+//
+// `call` lowers its arguments and lifts its result itself (`directEntry`), which is several
+// times faster than jco's generated lift of that one function.
+//
 // What it does not do: timeouts of a whole call and memory limits (a synchronous wasm call
 // cannot be interrupted from the thread it runs on; run the plugin in a worker to bound it).
 
@@ -146,6 +152,8 @@ export function globMatch(pattern, text) {
 
 // `node:worker_threads` where it exists (Node.js, Deno, Bun); `null` elsewhere.
 const threads = await import('node:worker_threads').catch(() => null);
+// `node:fs` likewise: allowed paths are checked to be directories where it exists.
+const nodeFs = await import('node:fs').catch(() => null);
 
 // The worker: one request at a time, answered on `port`, then `signal` is raised.
 const WORKER_SOURCE = `
@@ -469,6 +477,133 @@ export class ExtismHost {
   }
 }
 
+// ---- WASI, for plugins built for wasm32-wasip1 -------------------------------------------
+
+/** The WASI 0.2 packages served to a composed plugin (from the shim), by package name. */
+const WASI_PACKAGES = Object.freeze(['cli', 'clocks', 'filesystem', 'io', 'random']);
+
+/**
+ * The WASI 0.2 imports of one instance of a composed plugin that was built for
+ * `wasm32-wasip1` (`host-demo componentize` adapts its preview 1 imports to WASI 0.2 with
+ * wasmtime's adapter), over jco's shim `@bytecodealliance/preview2-shim` (`shim`: the
+ * module's namespace, `await import('@bytecodealliance/preview2-shim')`), with what
+ * plugin-host gives a plugin with `wasi` rather than the shim's process-wide defaults:
+ * - no environment variables, no arguments, no initial directory;
+ * - stdin is empty; stdout goes to `stdout(bytes)` when given, else to the process's
+ *   stdout; stderr to the process's stderr; none of them is a terminal;
+ * - the file system is only the `allowedPaths`, `[{ host, guest }]` (the shim's default
+ *   preopen of `/` is not given), read-write: one with `readOnly: true` is refused, the shim
+ *   has no read-only descriptors;
+ * - `exit` traps the call instead of ending the process;
+ * - clocks and random are the shim's. Sockets and HTTP are not served: a component that
+ *   imports them is refused when it is instantiated.
+ *
+ * Each call makes new preopened descriptors: an instance made anew after a trap gets its
+ * own.
+ *
+ * Not a sandbox like wasmtime's: the shim follows a symbolic link inside an allowed path to
+ * wherever it points (`/data/link/hostname` read `/etc/hostname` when `link` pointed at
+ * `/etc`; wasmtime refuses), and a plugin whose preview 1 imports include `path_symlink`
+ * could make such a link where it may write. `..` out of an allowed path is refused.
+ * Give allowed paths only to plugins you trust, or run the plugin in wasmtime.
+ */
+export function wasiImports(shim, { allowedPaths = [], stdout } = {}) {
+  for (const p of WASI_PACKAGES) {
+    if (shim?.[p] === undefined) throw new TypeError(`wasiImports: \`shim\` has no \`${p}\`: pass the namespace of @bytecodealliance/preview2-shim`);
+  }
+  const { InputStream, OutputStream } = shim.io.streams;
+  const unsupported = (what) => () => {
+    throw new HostError(`WASI ${what} is not supported by this host`);
+  };
+  // What wasmtime-wasi's default stdin is: a stream at its end.
+  class EmptyInput extends InputStream {
+    read() {
+      throw { tag: 'closed' };
+    }
+    blockingRead() {
+      throw { tag: 'closed' };
+    }
+    skip() {
+      throw { tag: 'closed' };
+    }
+    blockingSkip() {
+      throw { tag: 'closed' };
+    }
+  }
+  EmptyInput.prototype.subscribe = unsupported('stdin subscribe');
+  // stdout into `sink(bytes)`.
+  class SinkOutput extends OutputStream {
+    #sink;
+    constructor(sink) {
+      super();
+      this.#sink = sink;
+    }
+    checkWrite() {
+      return 1n << 20n;
+    }
+    write(bytes) {
+      this.#sink(bytes);
+    }
+    blockingWriteAndFlush(bytes) {
+      this.#sink(bytes);
+    }
+    flush() {}
+    blockingFlush() {}
+    writeZeroes(n) {
+      this.#sink(new Uint8Array(Number(n)));
+    }
+    blockingWriteZeroesAndFlush(n) {
+      this.#sink(new Uint8Array(Number(n)));
+    }
+  }
+  for (const m of ['subscribe', 'splice', 'blockingSplice']) SinkOutput.prototype[m] = unsupported(`stdout ${m}`);
+
+  const preopens = allowedPaths.map(({ host, guest, readOnly }) => {
+    if (typeof host !== 'string' || typeof guest !== 'string') {
+      throw new TypeError('allowedPaths: each is { host, guest } (strings)');
+    }
+    if (readOnly) {
+      throw new Error(`the allowed path ${host} is read-only, which this host cannot give (preview2-shim has no read-only descriptors)`);
+    }
+    // The shim opens a preopen lazily, so a path that is not there would only fail the
+    // plugin's first access; plugin-host refuses it at once, with this message.
+    if (nodeFs !== null && !nodeFs.statSync(host, { throwIfNoEntry: false })?.isDirectory()) {
+      throw new Error(`the allowed path ${host} is not a directory that exists`);
+    }
+    return [shim.filesystem._createPreopenDescriptor(host), guest];
+  });
+  const stdin = new EmptyInput();
+  const out = stdout === undefined ? shim.cli.stdout.getStdout() : new SinkOutput((b) => stdout(new Uint8Array(b)));
+  const imports = {};
+  for (const p of WASI_PACKAGES) {
+    for (const [name, value] of Object.entries(shim[p])) {
+      if (!name.startsWith('_')) imports[`wasi:${p}/${name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`] = value;
+    }
+  }
+  Object.assign(imports, {
+    'wasi:cli/environment': { getEnvironment: () => [], getArguments: () => [], initialCwd: () => undefined },
+    'wasi:cli/exit': {
+      exit(status) {
+        throw new HostError(`the plugin called WASI exit (${status?.tag === 'err' ? 'failure' : 'success'})`);
+      },
+      exitWithCode(code) {
+        throw new HostError(`the plugin called WASI exit with code ${code}`);
+      },
+    },
+    'wasi:cli/stdin': { InputStream, getStdin: () => stdin },
+    'wasi:cli/stdout': { OutputStream, getStdout: () => out },
+    'wasi:cli/stderr': shim.cli.stderr,
+    'wasi:cli/terminal-stdin': { ...shim.cli.terminalStdin, getTerminalStdin: () => undefined },
+    'wasi:cli/terminal-stdout': { ...shim.cli.terminalStdout, getTerminalStdout: () => undefined },
+    'wasi:cli/terminal-stderr': { ...shim.cli.terminalStderr, getTerminalStderr: () => undefined },
+    'wasi:filesystem/preopens': { ...shim.filesystem.preopens, getDirectories: () => preopens },
+  });
+  return imports;
+}
+
+/** Whether a component import (jco's key) is a WASI interface. */
+const isWasi = (name) => name.startsWith('wasi:');
+
 // ---- loading jco's output --------------------------------------------------------------
 
 async function readBytes(url) {
@@ -489,10 +624,15 @@ async function moduleUrl(path) {
   return pathToFileURL(resolve(path));
 }
 
+/** The core instances behind one `instantiate(imports)`, on its result (see `directEntry`). */
+const CORE_INSTANCES = Symbol('core instances');
+
 /**
  * Loads the output of `jco transpile --instantiation async` (the path or URL of its `.js`
  * file): compiles its core modules once and returns `instantiate(imports)`, which makes a
- * new instance synchronously each time it is called (a fresh kernel, a fresh plugin).
+ * new instance synchronously each time it is called (a fresh kernel, a fresh plugin). Its
+ * `imports` property lists the interfaces the component imports (`'wasi:cli/stdout'`,
+ * `'extism:kernel/host'`: jco's keys, without versions).
  */
 export async function loadTranspiled(jsPath) {
   const url = await moduleUrl(jsPath);
@@ -505,15 +645,151 @@ export async function loadTranspiled(jsPath) {
     if (!modules.has(name)) modules.set(name, await WebAssembly.compile(await readBytes(new URL(name, url))));
     return modules.get(name);
   };
-  // The first instantiation finds and compiles every core module; it is thrown away.
-  await mod.instantiate(compile, new Proxy({}, { get: () => new Proxy({}, { get: () => () => {} }) }));
+  // The first instantiation finds and compiles every core module, and the interfaces the
+  // component imports; it is thrown away.
+  const interfaces = new Set();
+  const recorder = new Proxy({}, {
+    get: (_, key) => {
+      if (typeof key === 'string') interfaces.add(key);
+      return new Proxy({}, { get: () => () => {} });
+    },
+  });
+  await mod.instantiate(compile, recorder);
   const getCoreModule = (name) => {
     const m = modules.get(name);
     if (m === undefined) throw new Error(`core module ${name} was not compiled`);
     return m;
   };
-  const instantiateCore = (module, imports) => new WebAssembly.Instance(module, imports);
-  return (imports) => mod.instantiate(getCoreModule, imports, instantiateCore);
+  const instantiate = (imports) => {
+    const instances = [];
+    const instantiateCore = (module, coreImports) => {
+      const instance = new WebAssembly.Instance(module, coreImports);
+      instances.push({ instance, imports: coreImports });
+      return instance;
+    };
+    const exports = mod.instantiate(getCoreModule, imports, instantiateCore);
+    Object.defineProperty(exports, CORE_INSTANCES, { value: instances });
+    return exports;
+  };
+  // The interfaces the component imports, as jco looks them up (without versions).
+  instantiate.imports = Object.freeze([...interfaces].sort());
+  return instantiate;
+}
+
+// ---- the entry point, lowered by this module --------------------------------------------
+
+/**
+ * `call(name, input)` of a composed plugin made by `host-demo componentize`, called on its
+ * core function directly, or `undefined` when `exports` (of `loadTranspiled`'s
+ * `instantiate`) does not have that layout.
+ *
+ * jco's generated lift of `call` does per call what a plugin does not need: it registers a
+ * task for the component model's async machinery, logs through a function that reads
+ * `process.env.JCO_DEBUG` (a `getenv` each time), counts the name's code points, and lifts
+ * the output with `ArrayBuffer.prototype.slice`; on a trivial call that is over four fifths
+ * of the time (`js/README.md`). This is the same canonical ABI for this one function:
+ * the name's and the input's bytes are written into blocks from the component's `realloc`
+ * (the entry glue's `entry-realloc`, whose first call resets the kernel), the core `call`
+ * returns a pointer to the result, which is read as jco reads it. The host services stay
+ * jco's lowerings. `js/test/composed.test.mjs` checks the two give the same results.
+ *
+ * The layout it looks for, which `plugin-host/src/componentize/glue.rs` defines: a core
+ * instance exporting `entry-realloc` and `arguments-taken` (the `alloc` glue), whose
+ * `kernel.memory` import is the memory of the canonical options, and one exporting `call`
+ * that imports that instance's `arguments-taken` (the `entry` glue).
+ */
+function directEntry(exports) {
+  const instances = exports?.[CORE_INSTANCES];
+  if (instances === undefined) return undefined;
+  const alloc = instances.find(({ instance }) =>
+    typeof instance.exports['entry-realloc'] === 'function' && typeof instance.exports['arguments-taken'] === 'function');
+  const memory = alloc?.imports?.kernel?.memory;
+  if (!(memory instanceof WebAssembly.Memory)) return undefined;
+  const taken = alloc.instance.exports['arguments-taken'];
+  const entry = instances.filter(({ instance, imports }) =>
+    typeof instance.exports.call === 'function' && imports?.alloc?.['arguments-taken'] === taken);
+  if (entry.length !== 1) return undefined;
+  return new DirectEntry(entry[0].instance.exports.call, alloc.instance.exports['entry-realloc'], memory);
+}
+
+/** What `DirectEntry.call` throws for the function's `err`: its `CallError`, in a wrapper
+ * no host service can throw, so it is told apart from a trap. */
+class EntryErr {
+  constructor(error) {
+    this.error = error;
+  }
+}
+
+/** The most names whose UTF-8 bytes a `DirectEntry` keeps (then it starts again). */
+const NAME_CACHE_SIZE = 256;
+
+class DirectEntry {
+  #call;
+  #realloc;
+  #memory;
+  #names = new Map();
+
+  constructor(call, realloc, memory) {
+    this.#call = call;
+    this.#realloc = realloc;
+    this.#memory = memory;
+  }
+
+  #nameBytes(name) {
+    let b = this.#names.get(name);
+    if (b === undefined) {
+      if (typeof name !== 'string') throw new TypeError(`expected a string, received [${typeof name}]`);
+      if (this.#names.size >= NAME_CACHE_SIZE) this.#names.clear();
+      b = encoder.encode(name);
+      this.#names.set(name, b);
+    }
+    return b;
+  }
+
+  /** The output's bytes. The function's `err` is thrown as an `EntryErr`; anything else
+   * thrown is a trap. */
+  call(name, input) {
+    const n = this.#nameBytes(name);
+    // Both blocks first: a `realloc` may grow the memory, which detaches an older view.
+    const namePtr = this.#realloc(0, 0, 1, n.length);
+    const inputPtr = this.#realloc(0, 0, 1, input.length);
+    const heap = new Uint8Array(this.#memory.buffer);
+    heap.set(n, namePtr);
+    heap.set(input, inputPtr);
+    const ret = this.#call(namePtr, n.length, inputPtr, input.length);
+    const buffer = this.#memory.buffer;
+    const view = new DataView(buffer);
+    switch (view.getUint8(ret)) {
+      case 0:
+        return new Uint8Array(buffer, view.getUint32(ret + 4, true), view.getUint32(ret + 8, true)).slice();
+      case 1:
+        break;
+      default:
+        throw new TypeError('invalid variant discriminant for expected');
+    }
+    switch (view.getUint8(ret + 4)) {
+      case 0: {
+        const bytes = new Uint8Array(buffer, view.getUint32(ret + 8, true), view.getUint32(ret + 12, true));
+        throw new EntryErr(entryError({ tag: 'no-function', val: decoder.decode(bytes) }));
+      }
+      case 1: {
+        const code = view.getInt32(ret + 8, true);
+        let message;
+        switch (view.getUint8(ret + 12)) {
+          case 0:
+            break;
+          case 1:
+            message = new Uint8Array(buffer, view.getUint32(ret + 16, true), view.getUint32(ret + 20, true)).slice();
+            break;
+          default:
+            throw new TypeError('invalid variant discriminant for option');
+        }
+        throw new EntryErr(entryError({ tag: 'failed', val: [code, message] }));
+      }
+      default:
+        throw new TypeError('invalid variant discriminant for CallError');
+    }
+  }
 }
 
 /** Whether `e` is the error jco throws for a component function's `err` result. */
@@ -551,30 +827,70 @@ function trapError(e) {
 /**
  * A composed plugin with its host services. `ComposedPlugin.load(jsPath, options)` loads
  * jco's output; `options` are `ExtismHost`'s (or pass `{ host }`, an `ExtismHost` of your
- * own).
+ * own), and:
+ * - `wasi`: for a plugin built for `wasm32-wasip1` (which needs it, as in plugin-host):
+ *   `true`, or `{ allowedPaths, stdout, shim }`, `wasiImports`' options and the shim; `load`
+ *   imports `@bytecodealliance/preview2-shim` when no `shim` is given, the constructor
+ *   needs it;
+ * - `jcoEntry: true`, which calls the entry point through jco's generated lift instead of
+ *   lowering it here (see `directEntry`; slower, the results are the same).
  */
 export class ComposedPlugin {
   #instantiate;
+  #jcoEntry;
+  #wasi;
   #entry;
+  #direct;
   #broken;
 
   constructor(instantiate, options = {}) {
     this.#instantiate = instantiate;
+    this.#jcoEntry = options.jcoEntry === true;
     this.host = options.host ?? new ExtismHost(options);
-    this.#entry = this.#make();
+    const wasi = options.wasi === true ? {} : options.wasi || undefined;
+    const imported = instantiate.imports ?? [];
+    if (imported.some(isWasi)) {
+      if (wasi === undefined) throw new Error('the composed plugin imports WASI: enable it (the `wasi` option)');
+      if (wasi.shim === undefined) {
+        throw new Error('the composed plugin imports WASI: `wasi.shim` must be @bytecodealliance/preview2-shim (ComposedPlugin.load imports it)');
+      }
+      this.#wasi = wasi;
+    }
+    const imports = this.#imports();
+    const missing = imported.filter((name) => !Object.hasOwn(imports, name));
+    if (missing.length > 0) throw new Error(`the composed plugin imports ${missing.join(', ')}, which this host does not serve`);
+    this.#make(imports);
   }
 
   static async load(jsPath, options = {}) {
-    return new ComposedPlugin(await loadTranspiled(jsPath), options);
+    let o = options;
+    if (o.wasi && o.wasi.shim === undefined) {
+      o = { ...o, wasi: { ...(o.wasi === true ? {} : o.wasi), shim: await import('@bytecodealliance/preview2-shim') } };
+    }
+    return new ComposedPlugin(await loadTranspiled(jsPath), o);
   }
 
-  #make() {
-    const exports = this.#instantiate(this.host.imports());
+  /** The import object of one instance: the host services, and WASI when it is served. */
+  #imports() {
+    const host = this.host.imports();
+    return this.#wasi === undefined ? host : { ...wasiImports(this.#wasi.shim, this.#wasi), ...host };
+  }
+
+  #make(imports = this.#imports()) {
+    const exports = this.#instantiate(imports);
     const entry = exports['extism:kernel/entry@1.0.0'] ?? exports.entry;
     if (typeof entry?.call !== 'function') {
       throw new Error('not a composed plugin: no extism:kernel/entry@1.0.0 export');
     }
-    return entry;
+    this.#entry = entry;
+    this.#direct = this.#jcoEntry ? undefined : directEntry(exports);
+  }
+
+  /** How `call` enters the plugin: `'direct'` (lowered by this module) or `'jco'` (jco's
+   * lift: asked for with `jcoEntry`, or the component is not laid out as `directEntry`
+   * expects). */
+  get entryLowering() {
+    return this.#direct === undefined ? 'jco' : 'direct';
   }
 
   /** The plugin's vars, by name (Uint8Arrays). */
@@ -590,14 +906,15 @@ export class ComposedPlugin {
     if (this.#broken !== undefined) throw new CallError('trap', this.#broken);
     const bytes = toBytes(input);
     try {
-      return this.#entry.call(name, bytes);
+      return this.#direct === undefined ? this.#entry.call(name, bytes) : this.#direct.call(name, bytes);
     } catch (e) {
+      if (e instanceof EntryErr) throw e.error;
       if (resultError(e)) throw entryError(e.payload);
       const error = trapError(e);
       // jco refuses to enter an instance again once an exception went through it.
       try {
         this.host.renewed();
-        this.#entry = this.#make();
+        this.#make();
       } catch (r) {
         this.#broken = `the plugin cannot be called again: making it anew after a trap failed: ${oneLine(r?.message ?? r)}`;
         error.message = `${error.message}; ${this.#broken}`;

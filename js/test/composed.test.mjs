@@ -6,10 +6,15 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { join } from 'node:path';
-import { CallError, ComposedPlugin, ExtismHost, LOG_OFF, USER_NAMESPACE, loadTranspiled } from '../extism-host.js';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { spawnSync } from 'node:child_process';
+import * as shim from '@bytecodealliance/preview2-shim';
+import { CallError, ComposedPlugin, ExtismHost, LOG_OFF, USER_NAMESPACE, loadTranspiled, wasiImports } from '../extism-host.js';
 import { OUT, closedPort, hostDemoCall, loopbackServer, transpiled } from './helpers.mjs';
 
-const SAMPLES = ['echo', 'count_vowels', 'fail', 'alloc_churn', 'host_fn', 'http'];
+const WASI_SAMPLES = ['wasi_print', 'wasi_files'];
+const SAMPLES = ['echo', 'count_vowels', 'fail', 'alloc_churn', 'host_fn', 'http', ...WASI_SAMPLES];
 const instantiate = {};
 
 before(async () => {
@@ -23,8 +28,11 @@ function hostReverse(input) {
 
 const FUNCTIONS = { [USER_NAMESPACE]: { host_reverse: hostReverse } };
 
-function plugin(sample, options = {}) {
-  return new ComposedPlugin(instantiate[sample], { functions: FUNCTIONS, ...options });
+/** A composed sample with the test's user functions; WASI (the shim) for the WASI samples,
+ * with `wasi`'s options (`allowedPaths`, `stdout`). */
+function plugin(sample, { wasi, ...options } = {}) {
+  const w = WASI_SAMPLES.includes(sample) ? { wasi: { shim, ...wasi } } : {};
+  return new ComposedPlugin(instantiate[sample], { functions: FUNCTIONS, ...w, ...options });
 }
 
 /** The JS call's result, as `{output}` (a Buffer) or `{error}` (the CallError). */
@@ -37,26 +45,50 @@ function jsCall(p, fn, input) {
   }
 }
 
+/** The parts of a `jsCall` result that both entry lowerings must give alike. */
+function comparable(r) {
+  const printed = r.printed === undefined ? {} : { printed: r.printed };
+  if (r.output !== undefined) return { output: r.output, ...printed };
+  const { kind, message, code, pluginMessage, functionName } = r.error;
+  return { kind, message, code, pluginMessage, functionName, ...printed };
+}
+
 /**
  * Calls `fn` `loop` times on one composed plugin in JS (stopping at the first error, as
- * `host-demo call --loop` does) and once per form with host-demo, and checks they agree.
+ * `host-demo call --loop` does), once with the entry point lowered by extism-host.js and
+ * once through jco's lift, and once per form with host-demo, and checks they all agree.
  * `errorPrefix`: compare only the start of the error line (messages from different HTTP
- * clients). Returns the JS result.
+ * clients). A WASI sample runs with `--wasi` and `allowPaths` (`[{host, guest}]`), and what
+ * it prints (the result's `printed`) and its output together must be host-demo's stdout.
+ * Returns the JS result (of the direct lowering).
  */
-function agree(sample, fn, input, { config = {}, allowHosts = [], loop = 1, errorPrefix } = {}) {
-  const p = plugin(sample, { config, allowedHosts: allowHosts });
-  let js;
-  for (let i = 0; i < loop; i++) {
-    js = jsCall(p, fn, input);
-    if (js.error) break;
-  }
-  p.close();
+function agree(sample, fn, input, { config = {}, allowHosts = [], allowPaths = [], loop = 1, errorPrefix } = {}) {
+  const wasi = WASI_SAMPLES.includes(sample);
+  const [js, viaJco] = ['direct', 'jco'].map((lowering) => {
+    const printed = [];
+    const p = plugin(sample, {
+      config,
+      allowedHosts: allowHosts,
+      jcoEntry: lowering === 'jco',
+      wasi: { allowedPaths: allowPaths, stdout: (b) => printed.push(b) },
+    });
+    assert.equal(p.entryLowering, lowering);
+    let r;
+    for (let i = 0; i < loop; i++) {
+      r = jsCall(p, fn, input);
+      if (r.error) break;
+    }
+    p.close();
+    if (wasi) r.printed = Buffer.concat(printed);
+    return r;
+  });
+  assert.deepEqual(comparable(js), comparable(viaJco), `${sample} ${fn}: the direct lowering and jco's differ`);
   for (const form of [`sample:${sample}`, join(OUT, `${sample}.component.wasm`)]) {
-    const r = hostDemoCall(form, fn, { input, config, allowHosts, loop });
+    const r = hostDemoCall(form, fn, { input, config, allowHosts, wasi, allowPaths, loop });
     const what = `${form} ${fn}`;
     if (js.output !== undefined) {
       assert.equal(r.status, 0, `${what}: host-demo failed: ${r.stderr}`);
-      assert.deepEqual(r.stdout, js.output, `${what}: outputs differ`);
+      assert.deepEqual(r.stdout, wasi ? Buffer.concat([js.printed, js.output]) : js.output, `${what}: outputs differ`);
     } else {
       assert.equal(r.status, 1, `${what}: host-demo succeeded where JS failed with ${js.error.message}`);
       assert.equal(r.stdout.length, 0);
@@ -79,6 +111,42 @@ function bytes(n) {
   for (let i = 0; i < n; i++) b[i] = (i * 31 + (i >> 8)) & 0xff;
   return b;
 }
+
+describe('the entry point: lowered by extism-host.js, or by jco', () => {
+  test('every composed sample is entered directly, unless `jcoEntry` asks for jco\'s lift', () => {
+    for (const s of SAMPLES) {
+      assert.equal(plugin(s).entryLowering, 'direct', s);
+      assert.equal(plugin(s, { jcoEntry: true }).entryLowering, 'jco', s);
+    }
+  });
+
+  test('both give the same results for inputs that grow the memory and for names of every kind', () => {
+    // Names: empty, non-ASCII, a lone surrogate (UTF-8 of U+FFFD), not a string, and more
+    // distinct names than the direct lowering keeps encoded.
+    const names = ['', 'reverse', 'révérse', '\uD800', 42, ...Array.from({ length: 300 }, (_, i) => `f${i}`), 'echo'];
+    const results = ['direct', 'jco'].map((lowering) => {
+      const jcoEntry = lowering === 'jco';
+      // A fresh plugin's memory is small: 8 MiB grows it while the arguments are lowered.
+      const big = bytes(8 << 20);
+      const grown = jsCall(plugin('echo', { jcoEntry }), 'reverse', big);
+      assert.deepEqual(grown.output, Buffer.from(big).reverse(), lowering);
+      const p = plugin('echo', { jcoEntry });
+      return names.map((n) => comparable(jsCall(p, n, 'abc')));
+    });
+    assert.deepEqual(results[0], results[1]);
+    const [direct] = results;
+    assert.deepEqual(direct[1], { output: Buffer.from('cba') });
+    assert.equal(direct[2].functionName, 'révérse');
+    assert.equal(direct[3].functionName, '\uFFFD');
+    assert.deepEqual(direct[4], { kind: 'trap', message: 'expected a string, received [number]', code: undefined, pluginMessage: undefined, functionName: undefined });
+    assert.deepEqual(direct.at(-1), { output: Buffer.from('abc') });
+  });
+
+  test('a component that is not a composed plugin is refused', async () => {
+    const kernel = await loadTranspiled(transpiled('kernel'));
+    assert.throws(() => new ComposedPlugin(kernel), /not a composed plugin/);
+  });
+});
 
 describe('echo', () => {
   test('echo and reverse agree with host-demo, up to ~100 KB', () => {
@@ -304,5 +372,67 @@ describe('http', () => {
       message: 'unsupported URL scheme "ftp" in "ftp://127.0.0.1/" (only http and https)',
     });
     host.close();
+  });
+});
+
+describe('WASI: plugins built for wasm32-wasip1, on preview2-shim', () => {
+  test('wasi_print: what it prints and returns agrees with host-demo --wasi', () => {
+    for (const input of ['hello', '', 'héllo ✓', Buffer.from([0xff, 0x41])]) {
+      const r = agree('wasi_print', 'print', input);
+      assert.deepEqual(r.output, Buffer.from(input));
+      assert.equal(r.printed.toString(), `hello from wasi: ${new TextDecoder().decode(Buffer.from(input))}\n`);
+    }
+    const three = agree('wasi_print', 'print', 'x', { loop: 3 });
+    assert.equal(three.printed.toString(), 'hello from wasi: x\n'.repeat(3));
+  });
+
+  test('wasi_files: reads, writes and lists allowed paths only, as host-demo does', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'extism-js-wasi-'));
+    try {
+      writeFileSync(join(dir, 'a.txt'), 'file A');
+      mkdirSync(join(dir, 'sub'));
+      const allowPaths = [{ host: dir, guest: '/data' }];
+      assert.equal(agree('wasi_files', 'read_file', '/data/a.txt', { allowPaths }).output.toString(), 'file A');
+      assert.equal(agree('wasi_files', 'write_file', '/data/b.txt\nnew B', { allowPaths }).output.toString(), '5');
+      assert.equal(readFileSync(join(dir, 'b.txt'), 'utf8'), 'new B');
+      assert.equal(agree('wasi_files', 'list_dir', '/data', { allowPaths }).output.toString(), 'a.txt\nb.txt\nsub');
+      for (const path of ['/data/missing', '/etc/hostname', '/data/../../etc/hostname', '/data/sub/../../x']) {
+        const r = agree('wasi_files', 'read_file', path, { allowPaths });
+        assert.equal(r.error.kind, 'failed', path);
+        assert.ok(r.error.pluginMessage.startsWith(`reading ${path}: `), r.error.pluginMessage);
+      }
+      assert.equal(agree('wasi_files', 'list_dir', '/', { allowPaths }).error.kind, 'failed');
+      assert.equal(agree('wasi_files', 'read_file', '/data/a.txt').error.kind, 'failed', 'no allowed path: no file system');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('refused: WASI not enabled, a read-only or missing allowed path, a shim that is not one', () => {
+    assert.throws(() => new ComposedPlugin(instantiate.wasi_print), {
+      message: 'the composed plugin imports WASI: enable it (the `wasi` option)',
+    });
+    assert.throws(() => plugin('wasi_files', { wasi: { allowedPaths: [{ host: tmpdir(), guest: '/t', readOnly: true }] } }), /is read-only, which this host cannot give/);
+    const missing = [{ host: '/nonexistent-extism-js', guest: '/x' }];
+    const message = 'the allowed path /nonexistent-extism-js is not a directory that exists';
+    assert.throws(() => plugin('wasi_files', { wasi: { allowedPaths: missing } }), { message });
+    for (const form of ['sample:wasi_files', join(OUT, 'wasi_files.component.wasm')]) {
+      const r = hostDemoCall(form, 'read_file', { input: '/x/a', wasi: true, allowPaths: missing });
+      assert.equal(r.stderr, `error: ${message}\n`, form);
+    }
+    assert.throws(() => wasiImports({}), /has no `cli`/);
+    // A plugin without WASI is given none: the option is harmless there.
+    assert.equal(new ComposedPlugin(instantiate.echo, { wasi: { shim } }).callText('echo', 'x'), 'x');
+  });
+
+  test('without `stdout`, the plugin prints to the process\'s stdout; `load` imports the shim', () => {
+    const script = `
+      import { ComposedPlugin } from ${JSON.stringify(new URL('../extism-host.js', import.meta.url).href)};
+      const p = await ComposedPlugin.load(${JSON.stringify(transpiled('wasi_print'))}, { wasi: true });
+      process.stdout.write('[' + p.callText('print', 'to stdout') + ']');
+    `;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout, 'hello from wasi: to stdout\n[to stdout]');
   });
 });

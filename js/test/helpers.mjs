@@ -45,12 +45,15 @@ export function transpiled(name) {
 /**
  * `host-demo call PLUGIN FUNCTION --stdin` with `input` on stdin: `{status, stdout (a
  * Buffer), stderr (a string)}`. `plugin` is `sample:NAME` or a file; `config` an object;
- * `allowHosts` globs; `loop` the number of calls on one plugin (the last output is printed).
+ * `allowHosts` globs; `wasi` turns WASI on, `allowPaths` are `{host, guest}` (WASI's
+ * allowed paths); `loop` the number of calls on one plugin (the last output is printed).
  */
-export function hostDemoCall(plugin, fn, { input = '', config = {}, allowHosts = [], loop = 1, logLevel } = {}) {
+export function hostDemoCall(plugin, fn, { input = '', config = {}, allowHosts = [], wasi = false, allowPaths = [], loop = 1, logLevel } = {}) {
   const args = ['call', plugin, fn, '--stdin'];
   for (const [k, v] of Object.entries(config)) args.push('--config', `${k}=${v}`);
   for (const h of allowHosts) args.push('--allow-host', h);
+  if (wasi) args.push('--wasi');
+  for (const { host, guest } of allowPaths) args.push('--allow-path', `${host}:${guest}`);
   if (loop !== 1) args.push('--loop', String(loop));
   if (logLevel !== undefined) args.push('--log-level', logLevel);
   const r = spawnSync(hostDemo(), args, { input: Buffer.from(input), maxBuffer: 256 << 20 });
