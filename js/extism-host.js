@@ -558,6 +558,10 @@ export function wasiImports(shim, { allowedPaths = [], stdout } = {}) {
   }
   for (const m of ['subscribe', 'splice', 'blockingSplice']) SinkOutput.prototype[m] = unsupported(`stdout ${m}`);
 
+  if (allowedPaths.length > 0 && typeof shim.filesystem._createPreopenDescriptor !== 'function') {
+    // An underscore function of the shim (0.17.x): a preopen of this instance's own.
+    throw new TypeError('wasiImports: this preview2-shim has no filesystem._createPreopenDescriptor (0.17.x has it)');
+  }
   const preopens = allowedPaths.map(({ host, guest, readOnly }) => {
     if (typeof host !== 'string' || typeof guest !== 'string') {
       throw new TypeError('allowedPaths: each is { host, guest } (strings)');

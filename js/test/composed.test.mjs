@@ -421,6 +421,9 @@ describe('WASI: plugins built for wasm32-wasip1, on preview2-shim', () => {
       assert.equal(r.stderr, `error: ${message}\n`, form);
     }
     assert.throws(() => wasiImports({}), /has no `cli`/);
+    const oldShim = { ...shim, filesystem: { ...shim.filesystem, _createPreopenDescriptor: undefined } };
+    assert.throws(() => wasiImports(oldShim, { allowedPaths: [{ host: tmpdir(), guest: '/t' }] }), /no filesystem._createPreopenDescriptor/);
+    assert.ok(wasiImports(oldShim)['wasi:filesystem/preopens'].getDirectories().length === 0, 'no allowed paths: not needed');
     // A plugin without WASI is given none: the option is harmless there.
     assert.equal(new ComposedPlugin(instantiate.echo, { wasi: { shim } }).callText('echo', 'x'), 'x');
   });
