@@ -142,6 +142,21 @@ describe('the entry point: lowered by extism-host.js, or by jco', () => {
     assert.deepEqual(direct.at(-1), { output: Buffer.from('abc') });
   });
 
+  test('the entry point\'s function-index and call-index agree with call (through jco)', () => {
+    const entry = instantiate.echo(new ExtismHost().imports())['extism:kernel/entry@1.0.0'];
+    const input = new TextEncoder().encode('abc');
+    for (const name of ['echo', 'reverse']) {
+      const i = entry.functionIndex(name);
+      assert.equal(typeof i, 'number', name);
+      assert.deepEqual(entry.callIndex(i, input), entry.call(name, input), name);
+    }
+    assert.equal(entry.functionIndex('nope'), undefined);
+    assert.equal(entry.functionIndex(''), undefined);
+    // A number that is no function's traps (in the glue, before the plugin runs).
+    const fresh = instantiate.echo(new ExtismHost().imports())['extism:kernel/entry@1.0.0'];
+    assert.throws(() => fresh.callIndex(2, input), WebAssembly.RuntimeError);
+  });
+
   test('a component that is not a composed plugin is refused', async () => {
     const kernel = await loadTranspiled(transpiled('kernel'));
     assert.throws(() => new ComposedPlugin(kernel), /not a composed plugin/);

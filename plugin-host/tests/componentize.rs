@@ -27,10 +27,12 @@ fn composed(name: &str) -> &'static [u8] {
     &all.iter().find(|(n, _)| *n == name).expect("a sample").1
 }
 
-/// The same plugin on both paths: the core backend (`Plugin`) and the composed component.
+/// The same plugin on both paths: the core backend (`Plugin`) and the composed component,
+/// the latter twice: entered by number (`ComposedPlugin::call`) and by name (`call_by_name`).
 struct Pair {
     core: Plugin,
     composed: ComposedPlugin,
+    by_name: ComposedPlugin,
 }
 
 impl Pair {
@@ -41,21 +43,25 @@ impl Pair {
             ..options
         };
         let core = Plugin::new(runtime(), wasm, options.clone()).expect("core plugin");
+        let component = composed(name);
         let composed =
-            ComposedPlugin::new(runtime(), composed(name), options).expect("composed plugin");
-        Pair { core, composed }
+            ComposedPlugin::new(runtime(), component, options.clone()).expect("composed plugin");
+        let by_name = ComposedPlugin::new(runtime(), component, options).expect("composed plugin");
+        Pair {
+            core,
+            composed,
+            by_name,
+        }
     }
 
-    /// Calls both, asserts they agree, and returns the (common) result.
+    /// Calls all three, asserts they agree, and returns the (common) result.
     fn call(&mut self, function: &str, input: &[u8]) -> Result<Vec<u8>, CallError> {
         let core = self.core.call(function, input);
         let composed = self.composed.call(function, input);
-        assert_eq!(
-            composed,
-            core,
-            "{function}({:?}): composed vs core",
-            String::from_utf8_lossy(input)
-        );
+        let by_name = self.by_name.call_by_name(function, input);
+        let what = format!("{function}({:?})", String::from_utf8_lossy(input));
+        assert_eq!(composed, core, "{what}: composed vs core");
+        assert_eq!(by_name, core, "{what}: composed, by name, vs core");
         core
     }
 }
@@ -205,8 +211,9 @@ fn host_fn_user_function_matches_core() {
 
 #[test]
 fn http_matches_core_on_loopback() {
-    // Each URL is fetched once by each path.
-    let (port, server) = serve(4, "hello body");
+    // Each URL is fetched once by each of the three (`Pair` has core, composed by number and
+    // composed by name).
+    let (port, server) = serve(6, "hello body");
     let mut p = Pair::new(
         "http",
         PluginOptions {
@@ -458,6 +465,11 @@ fn names_are_matched_byte_for_byte_at_every_length() {
     let (mut core, mut composed) = wat_pair(&wat, PluginOptions::default());
     for (i, n) in names.iter().enumerate() {
         assert_eq!(composed.call(n, b"").unwrap(), [48 + i as u8], "{n:?}");
+        assert_eq!(
+            composed.call_by_name(n, b"").unwrap(),
+            [48 + i as u8],
+            "{n:?}"
+        );
         assert_eq!(core.call(n, b"").unwrap(), [48 + i as u8], "{n:?}");
     }
     for missing in [
@@ -474,6 +486,18 @@ fn names_are_matched_byte_for_byte_at_every_length() {
             "{missing:?}"
         );
         assert_eq!(composed.call(missing, b"in"), core.call(missing, b"in"));
+        assert_eq!(
+            composed.call_by_name(missing, b"in"),
+            core.call(missing, b"in")
+        );
+    }
+    // Looked up by number once: the numbers hold for later calls, in any order.
+    for (i, n) in names.iter().enumerate().rev() {
+        assert_eq!(
+            composed.call(n, b"").unwrap(),
+            [48 + i as u8],
+            "{n:?} again"
+        );
     }
 }
 

@@ -45,7 +45,8 @@ const HOST_TYPE: &str = r#"
   ))
 "#;
 
-/// The entry glue's `call`, exported again from an instance that imports it, for the lift.
+/// The entry glue's functions, exported again from an instance that imports them, for the
+/// lifts.
 ///
 /// wasmtime 48 looks up the core function of a lifted export on every call, and for a
 /// function *defined* in the instance it is taken from, it fills in the function's
@@ -55,11 +56,15 @@ const HOST_TYPE: &str = r#"
 /// 200000 --kernel composed`, release).
 const REEXPORT: &str = r#"  (core module $reexport
     (import "entry" "call" (func $call (param i32 i32 i32 i32) (result i32)))
-    (export "call" (func $call)))
+    (import "entry" "function-index" (func $function-index (param i32 i32) (result i32)))
+    (import "entry" "call-index" (func $call-index (param i32 i32 i32) (result i32)))
+    (export "call" (func $call))
+    (export "function-index" (func $function-index))
+    (export "call-index" (func $call-index)))
   (core instance $entry-export (instantiate $reexport (with "entry" (instance $entry))))
 "#;
 
-/// `extism:kernel/entry`'s lifted `call` and the instance it is exported in, with the
+/// `extism:kernel/entry`'s lifted functions and the instance they are exported in, with the
 /// nested component that gives `call-error` its name (as wit-component writes it).
 const ENTRY: &str = r#"
   (type $bytes (list u8))
@@ -68,8 +73,13 @@ const ENTRY: &str = r#"
     (case "no-function" string)
     (case "failed" (tuple s32 $option-bytes))))
   (type $call-result (result $bytes (error $call-error)))
+  (type $option-index (option u32))
   (func $call (param "name" string) (param "input" $bytes) (result $call-result)
     (canon lift (core func $entry-export "call") (memory $kernel-memory) (realloc $entry-realloc)))
+  (func $function-index (param "name" string) (result $option-index)
+    (canon lift (core func $entry-export "function-index") (memory $kernel-memory) (realloc $entry-realloc)))
+  (func $call-index (param "index" u32) (param "input" $bytes) (result $call-result)
+    (canon lift (core func $entry-export "call-index") (memory $kernel-memory) (realloc $entry-realloc)))
   (component $entry-interface
     (type $bytes (list u8))
     (type $option-bytes (option $bytes))
@@ -78,7 +88,10 @@ const ENTRY: &str = r#"
       (case "failed" (tuple s32 $option-bytes))))
     (import "import-type-call-error" (type $call-error (eq $call-error')))
     (type $call-result (result $bytes (error $call-error)))
+    (type $option-index (option u32))
     (import "import-func-call" (func $call (param "name" string) (param "input" $bytes) (result $call-result)))
+    (import "import-func-function-index" (func $function-index (param "name" string) (result $option-index)))
+    (import "import-func-call-index" (func $call-index (param "index" u32) (param "input" $bytes) (result $call-result)))
     (type $bytes2 (list u8))
     (type $option-bytes2 (option $bytes2))
     (type $call-error2' (variant
@@ -86,10 +99,15 @@ const ENTRY: &str = r#"
       (case "failed" (tuple s32 $option-bytes2))))
     (export $call-error2 "call-error" (type $call-error2'))
     (type $call-result2 (result $bytes2 (error $call-error2)))
+    (type $option-index2 (option u32))
     (export "call" (func $call) (func (param "name" string) (param "input" $bytes2) (result $call-result2)))
+    (export "function-index" (func $function-index) (func (param "name" string) (result $option-index2)))
+    (export "call-index" (func $call-index) (func (param "index" u32) (param "input" $bytes2) (result $call-result2)))
   )
   (instance $entry-instance (instantiate $entry-interface
     (with "import-func-call" (func $call))
+    (with "import-func-function-index" (func $function-index))
+    (with "import-func-call-index" (func $call-index))
     (with "import-type-call-error" (type $call-error))))
   (export "extism:kernel/entry@1.0.0" (instance $entry-instance))
 "#;

@@ -60,7 +60,7 @@ pub const ALLOC: &str = r#"(module
 )"#;
 
 /// What each glue trap function means, by the name it has in a trap's backtrace.
-const TRAPS: [(&str, &str); 4] = [
+const TRAPS: [(&str, &str); 5] = [
     (
         "kernel_out_of_memory",
         "the kernel's memory cannot hold the bytes of a call's argument or of a host service's answer",
@@ -72,6 +72,10 @@ const TRAPS: [(&str, &str); 4] = [
     (
         "key_is_not_a_live_block",
         "config_get / var_get / var_set: the key handle is not a live block of the kernel",
+    ),
+    (
+        "no_such_function_index",
+        "call-index: no function of the plugin has that number",
     ),
     (
         "no_user_function",
@@ -296,11 +300,12 @@ fn bytes_equal(bytes: &[u8]) -> String {
     cond
 }
 
-/// The `entry` glue: `call(name, input)` over the plugin's Extism `functions` (export name,
-/// whether it returns a code), with `init` the number of the one among them to run once
-/// before the first call (the initialiser, which returns nothing).
+/// The `entry` glue over the plugin's Extism `functions` (export name, whether it returns a
+/// code), with `init` the number of the one among them to run once before the first call
+/// (the initialiser, which returns nothing): `call(name, input)`, `function-index(name)`
+/// (a function's number is its place in `functions`) and `call-index(index, input)`.
 ///
-/// Its result is the canonical layout of `result<list<u8>, call-error>` (24 bytes, align 4):
+/// A call's result is the canonical layout of `result<list<u8>, call-error>` (24 bytes, align 4):
 /// the discriminant at 0; `ok`'s list at 4 (pointer, length); `err`'s `call-error`
 /// discriminant at 4 and payload at 8: `no-function`'s string (pointer, length), or
 /// `failed`'s `s32` code at 8 and `option<list<u8>>` at 12 (discriminant, then pointer and
@@ -329,14 +334,78 @@ pub fn entry(functions: &[(String, bool)], init: Option<usize>) -> String {
     w.push_str(COMMON);
     w.push_str(
         r#"  (global $initialized (mut i32) (i32.const 0))
+  (func $no_such_function_index unreachable)
+  ;; `call(name, input)`: the function of that name, or `err(no-function(name))` with the
+  ;; name block as the string.
   (func (export "call") (param $name i32) (param $name_len i32) (param $input i32) (param $input_len i32)
-    (result i32) (local $code i32) (local $r i32) (local $e i64) (local $out_len i32)
+    (result i32) (local $i i32) (local $r i32)
     (call $prepare)
     (call $arguments_taken)
-    (block $found
+    (local.set $i (call $find (local.get $name) (local.get $name_len)))
+    (if (i32.lt_s (local.get $i) (i32.const 0))
+      (then
+        (local.set $r (call $area))
+        (i32.store8 (local.get $r) (i32.const 1))
+        (i32.store8 offset=4 (local.get $r) (i32.const 0))
+        (i32.store offset=8 (local.get $r) (local.get $name))
+        (i32.store offset=12 (local.get $r) (local.get $name_len))
+        (return (local.get $r))))
+    (call $free (i64.extend_i32_u (local.get $name)))
+    (call $run (local.get $i) (local.get $input) (local.get $input_len)))
+  ;; `call-index(index, input)`: the function numbered `index`; another number traps.
+  (func (export "call-index") (param $i i32) (param $input i32) (param $input_len i32) (result i32)
+    (call $prepare)
+    (call $arguments_taken)
+    (call $run (local.get $i) (local.get $input) (local.get $input_len)))
+  ;; `function-index(name)`: `option<u32>` (the discriminant at 0, the number at 4).
+  (func (export "function-index") (param $name i32) (param $name_len i32) (result i32)
+    (local $i i32) (local $r i32)
+    (call $prepare)
+    (call $arguments_taken)
+    (local.set $i (call $find (local.get $name) (local.get $name_len)))
+    (local.set $r (call $area))
+    (i32.store8 (local.get $r) (i32.ge_s (local.get $i) (i32.const 0)))
+    (i32.store offset=4 (local.get $r) (local.get $i))
+    (local.get $r))
+  ;; The number of the function named by the `name_len` bytes at `name`; -1 for none.
+  (func $find (param $name i32) (param $name_len i32) (result i32)
 "#,
     );
-    for (i, (name, returns_code)) in functions.iter().enumerate() {
+    for (i, (name, _)) in functions.iter().enumerate() {
+        let _ = writeln!(
+            w,
+            "    (if (i32.eq (local.get $name_len) (i32.const {})) (then (if {} (then (return (i32.const {i}))))))",
+            name.len(),
+            bytes_equal(name.as_bytes()),
+        );
+    }
+    w.push_str(
+        r#"    (i32.const -1))
+  ;; Calls function `i`: the input block becomes the input, the initialiser runs before the
+  ;; first call; then the result (pointing at the output block, or at the error block).
+  (func $run (param $i i32) (param $input i32) (param $input_len i32) (result i32)
+    (local $code i32) (local $r i32) (local $e i64) (local $out_len i32)
+"#,
+    );
+    let _ = writeln!(
+        w,
+        "    (if (i32.ge_u (local.get $i) (i32.const {})) (then (call $no_such_function_index)))",
+        functions.len()
+    );
+    w.push_str(
+        "    (call $input_set (i64.extend_i32_u (local.get $input)) (i64.extend_i32_u (local.get $input_len)))\n",
+    );
+    if let Some(i) = init {
+        let _ = writeln!(
+            w,
+            "    (if (i32.eqz (global.get $initialized)) (then (global.set $initialized (i32.const 1)) (call $f{i})))"
+        );
+    }
+    w.push_str(
+        "    (block $found
+",
+    );
+    for (i, (_, returns_code)) in functions.iter().enumerate() {
         let call = if *returns_code {
             format!("(local.set $code (call $f{i}))")
         } else {
@@ -344,19 +413,11 @@ pub fn entry(functions: &[(String, bool)], init: Option<usize>) -> String {
         };
         let _ = writeln!(
             w,
-            "      (if (i32.eq (local.get $name_len) (i32.const {})) (then (if {} (then\n        (call $start (local.get $name) (local.get $input) (local.get $input_len))\n        {call} (br $found)))))",
-            name.len(),
-            bytes_equal(name.as_bytes()),
+            "      (if (i32.eq (local.get $i) (i32.const {i})) (then {call} (br $found)))"
         );
     }
     w.push_str(
-        r#"      ;; No function of that name: `err(no-function(name))`, the name block as the string.
-      (local.set $r (call $area))
-      (i32.store8 (local.get $r) (i32.const 1))
-      (i32.store8 offset=4 (local.get $r) (i32.const 0))
-      (i32.store offset=8 (local.get $r) (local.get $name))
-      (i32.store offset=12 (local.get $r) (local.get $name_len))
-      (return (local.get $r)))
+        r#"      (call $no_such_function_index))
     (local.set $r (call $area))
     (if (local.get $code)
       (then
@@ -375,19 +436,7 @@ pub fn entry(functions: &[(String, bool)], init: Option<usize>) -> String {
           (select (i32.wrap_i64 (call $output_offset)) (i32.const 0) (local.get $out_len)))
         (i32.store offset=8 (local.get $r) (local.get $out_len))))
     (local.get $r))
-  ;; The function was found: the name block is freed, the input block becomes the input,
-  ;; and the initialiser runs before the first call.
-  (func $start (param $name i32) (param $input i32) (param $input_len i32)
-    (call $free (i64.extend_i32_u (local.get $name)))
-    (call $input_set (i64.extend_i32_u (local.get $input)) (i64.extend_i32_u (local.get $input_len)))
-"#,
+)"#,
     );
-    if let Some(i) = init {
-        let _ = writeln!(
-            w,
-            "    (if (i32.eqz (global.get $initialized)) (then (global.set $initialized (i32.const 1)) (call $f{i})))"
-        );
-    }
-    w.push_str("  )\n)");
     w
 }
