@@ -2,8 +2,8 @@
 //
 // `host-demo componentize` turns an unmodified Extism plugin into a component of world
 // `extism:kernel/plugin` (wit/extism-plugin.wit): it imports only the value-based host
-// services `extism:kernel/host@1.0.0` and exports only `extism:kernel/entry@1.0.0`'s
-// `call(name, input)`. `jco transpile --instantiation async` turns that component into an ES
+// services `extism:kernel/host@1.0.0` and exports only `extism:kernel/entry@1.0.0`, whose
+// `call(name, input)` this module uses. `jco transpile --instantiation async` turns that component into an ES
 // module with an `instantiate(getCoreModule, imports)` function. This module is the other
 // half: the host services, and a plugin object that calls the entry point and makes the
 // plugin anew after a trap.
