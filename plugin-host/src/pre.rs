@@ -469,8 +469,6 @@ fn compile_module(runtime: &Runtime, wasm: &[u8]) -> Result<Module> {
     })
 }
 
-/// The WASI context of a plugin run with `options.wasi`, on either plugin form: stdout to
-/// `stdout` (inherited when `None`), stderr inherited, the allowed paths preopened.
 /// Refuses an allowed path that is not a directory, before anything is instantiated (on
 /// every path: classic and composed plugins say the same).
 pub(crate) fn check_allowed_paths(options: &PluginOptions) -> Result<()> {
@@ -485,6 +483,8 @@ pub(crate) fn check_allowed_paths(options: &PluginOptions) -> Result<()> {
     Ok(())
 }
 
+/// The WASI context of a plugin run with `options.wasi`, on either plugin form: stdout to
+/// `stdout` (inherited when `None`), stderr inherited, the allowed paths preopened.
 pub(crate) fn wasi_builder(
     options: &PluginOptions,
     stdout: Option<&MemoryOutputPipe>,

@@ -417,7 +417,7 @@ pub fn entry(functions: &[(String, bool)], init: Option<usize>) -> String {
         );
     }
     w.push_str(
-        r#"      (call $no_such_function_index))
+        r#"    )
     (local.set $r (call $area))
     (if (local.get $code)
       (then
