@@ -32,6 +32,16 @@ pub const MEMORY: &str = "memory";
 /// The kernel's mutable `externref` global export that Extism's runtime sets before a call.
 pub const CONTEXT_GLOBAL: &str = "extism_context";
 
+/// The symbol of the core module's return area: bytes of its memory outside the heap that a
+/// composer's glue may use for the canonical ABI's return areas (rustc exports it as a
+/// global holding its address; the post-link step removes that export).
+pub const RETURN_AREA_SYMBOL: &str = "EXTISM_RETURN_AREA";
+/// The custom section of the core module that records the return area: its address, a
+/// little-endian `u32`.
+pub const RETURN_AREA_SECTION: &str = "extism-kernel-return-area";
+/// The return area's size in bytes (it is 8-aligned).
+pub const RETURN_AREA_BYTES: u32 = 32;
+
 /// A wasm value type of the ABI.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ValType {

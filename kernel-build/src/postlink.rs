@@ -4,35 +4,75 @@
 //! and `__data_end` besides the functions. This step rewrites the linked module with the
 //! wasm-tools crates so that it exports exactly what the Extism runtime expects of a kernel:
 //! the 20 ABI functions, `memory`, and `extism_context`, a mutable `externref` global
-//! initialised to null. Everything else in the module is re-encoded unchanged.
+//! initialised to null. Everything else in the module is re-encoded unchanged, and the
+//! address of the kernel's return area (the global rustc exports for the static
+//! [`RETURN_AREA_SYMBOL`]) is recorded in a custom section, [`RETURN_AREA_SECTION`], for
+//! plugin-host's composer.
 
 use anyhow::{Context, Result, bail, ensure};
-use kernel_abi::{CONTEXT_GLOBAL, KERNEL_FUNCTIONS, MEMORY};
+use kernel_abi::{
+    CONTEXT_GLOBAL, KERNEL_FUNCTIONS, MEMORY, RETURN_AREA_SECTION, RETURN_AREA_SYMBOL,
+};
 use wasm_encoder::reencode::{Error as ReencodeError, Reencode, utils};
 use wasm_encoder::{
-    ConstExpr, ExportKind, ExportSection, GlobalSection, GlobalType, HeapType, Module, RefType,
-    SectionId, ValType,
+    ConstExpr, CustomSection, ExportKind, ExportSection, GlobalSection, GlobalType, HeapType,
+    Module, RefType, SectionId, ValType,
 };
 use wasm_util::wasm_types;
 use wasmparser::{ExternalKind, Parser, Payload, TypeRef, Validator, WasmFeatures};
 
-/// Adds `extism_context` and keeps only the ABI's exports; fails unless the result is a
-/// valid module that exports all 20 functions with their ABI types and `memory`.
+/// Adds `extism_context`, keeps only the ABI's exports and records the return area's
+/// address when the module has one; fails unless the result is a valid module that exports
+/// all 20 functions with their ABI types and `memory`.
 pub fn finish_core_module(linked: &[u8]) -> Result<Vec<u8>> {
     let mut globals = 0;
+    let mut inits = Vec::new();
+    let mut area_global = None;
     for payload in Parser::new(0).parse_all(linked) {
         match payload? {
             Payload::ImportSection(s) => {
                 for imp in s.into_imports() {
                     if matches!(imp?.ty, TypeRef::Global(_)) {
                         globals += 1;
+                        inits.push(None);
                     }
                 }
             }
-            Payload::GlobalSection(s) => globals += s.count(),
+            Payload::GlobalSection(s) => {
+                globals += s.count();
+                for g in s {
+                    let g = g?;
+                    let mut ops = g.init_expr.get_operators_reader();
+                    inits.push(match (g.ty.mutable, ops.read()?) {
+                        (false, wasmparser::Operator::I32Const { value }) => Some(value as u32),
+                        _ => None,
+                    });
+                }
+            }
+            Payload::ExportSection(s) => {
+                for e in s {
+                    let e = e?;
+                    if e.kind == ExternalKind::Global && e.name == RETURN_AREA_SYMBOL {
+                        area_global = Some(e.index);
+                    }
+                }
+            }
             _ => {}
         }
     }
+    let area = match area_global {
+        None => None,
+        Some(g) => {
+            let at = inits.get(g as usize).copied().flatten().with_context(|| {
+                format!("`{RETURN_AREA_SYMBOL}` is not an immutable i32 global of the module")
+            })?;
+            ensure!(
+                at % 8 == 0,
+                "`{RETURN_AREA_SYMBOL}` at {at} is not 8-aligned"
+            );
+            Some(at)
+        }
+    };
     let mut r = AddContext {
         index: globals,
         global_written: false,
@@ -45,6 +85,12 @@ pub fn finish_core_module(linked: &[u8]) -> Result<Vec<u8>> {
         r.exports_written,
         "the linked kernel module has no export section"
     );
+    if let Some(at) = area {
+        module.section(&CustomSection {
+            name: RETURN_AREA_SECTION.into(),
+            data: at.to_le_bytes().as_slice().into(),
+        });
+    }
     let out = module.finish();
     check_kernel_module(&out)?;
     Ok(out)
@@ -198,7 +244,13 @@ mod tests {
     /// A linked module shaped like rustc's output: the ABI functions (as stubs), `memory`,
     /// `__heap_base` and `__data_end`.
     fn linked(with_globals: bool) -> Vec<u8> {
+        wat::parse_str(linked_text(with_globals, "")).unwrap()
+    }
+
+    /// [`linked`]'s text, with `extra` fields.
+    fn linked_text(with_globals: bool, extra: &str) -> String {
         let mut wat = String::from("(module (memory (export \"memory\") 1)\n");
+        wat.push_str(extra);
         if with_globals {
             wat.push_str("(global $sp (mut i32) (i32.const 1024))\n");
             wat.push_str("(global (export \"__heap_base\") i32 (i32.const 2048))\n");
@@ -220,7 +272,7 @@ mod tests {
             ));
         }
         wat.push(')');
-        wat::parse_str(&wat).unwrap()
+        wat
     }
 
     #[test]
@@ -234,6 +286,23 @@ mod tests {
             );
             assert!(!text.contains("__heap_base") && !text.contains("__data_end"));
         }
+    }
+
+    #[test]
+    fn records_the_return_area_and_drops_its_export() {
+        let area = format!("(global (export \"{RETURN_AREA_SYMBOL}\") i32 (i32.const 4096))\n");
+        let out = finish_core_module(&wat::parse_str(linked_text(true, &area)).unwrap()).unwrap();
+        check_kernel_module(&out).unwrap();
+        assert_eq!(wasm_util::return_area(&out).unwrap(), Some(4096));
+        let text = wasmprinter::print_bytes(&out).unwrap();
+        assert!(!text.contains(RETURN_AREA_SYMBOL), "{text}");
+        // Without the static, no section.
+        let out = finish_core_module(&linked(true)).unwrap();
+        assert_eq!(wasm_util::return_area(&out).unwrap(), None);
+        // A misaligned area is refused.
+        let area = format!("(global (export \"{RETURN_AREA_SYMBOL}\") i32 (i32.const 4100))\n");
+        let err = finish_core_module(&wat::parse_str(linked_text(true, &area)).unwrap());
+        assert!(err.unwrap_err().to_string().contains("not 8-aligned"));
     }
 
     #[test]

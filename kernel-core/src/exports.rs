@@ -49,3 +49,24 @@ macro_rules! exports {
 }
 
 kernel_abi::for_each_kernel_function!(exports);
+
+/// 32 ([`kernel_abi::RETURN_AREA_BYTES`]) bytes of the module's memory that belong to no
+/// block: see [`EXTISM_RETURN_AREA`].
+#[repr(C, align(8))]
+pub struct ReturnArea(
+    #[allow(dead_code, reason = "only wasm code outside the kernel uses the bytes")]
+    UnsafeCell<[u8; kernel_abi::RETURN_AREA_BYTES as usize]>,
+);
+
+// SAFETY: Rust code never reads or writes the bytes (only wasm code outside the kernel does,
+// between kernel calls), and the module has one thread (see `Global`).
+unsafe impl Sync for ReturnArea {}
+
+/// The return area ([`kernel_abi::RETURN_AREA_SYMBOL`]): plugin-host's composed plugins
+/// write the canonical ABI's return areas (a call's result, a host service's answer) here
+/// instead of allocating a block for each. It lies below `__heap_base`, so `store_*` refuse
+/// it and no handle points into it; the post-link step records its address in a custom
+/// section ([`kernel_abi::RETURN_AREA_SECTION`]).
+#[unsafe(no_mangle)]
+pub static EXTISM_RETURN_AREA: ReturnArea =
+    ReturnArea(UnsafeCell::new([0; kernel_abi::RETURN_AREA_BYTES as usize]));

@@ -242,6 +242,49 @@ fn core_module_never_moves_its_stack_pointer() {
     );
 }
 
+/// The core module's return area (`kernel_abi::RETURN_AREA_SYMBOL`), where composed plugins'
+/// glue writes the canonical ABI's return areas instead of allocating a block each time, lies
+/// outside the heap: a plugin's stores there are ignored, its loads read `0`, and no block
+/// ever overlaps it, before or after a reset.
+#[test]
+fn core_module_return_area_is_outside_the_heap() {
+    let at = wasm_util::return_area(&core_wasm())
+        .unwrap()
+        .expect("the core module records its return area") as u64;
+    let end = at + kernel_abi::RETURN_AREA_BYTES as u64;
+    let mut d = CoreDriver::new(UNLIMITED);
+    let zeros = vec![0; kernel_abi::RETURN_AREA_BYTES as usize];
+    let area = |d: &mut CoreDriver| {
+        let mut bytes = zeros.clone();
+        d.memory.read(&d.store, at as usize, &mut bytes).unwrap();
+        bytes
+    };
+    for round in 0..2 {
+        for p in (at..end).step_by(8) {
+            d.store_u64(p, u64::MAX);
+            d.store_u8(p, 0xFF);
+            assert_eq!(
+                (d.load_u64(p), d.load_u8(p)),
+                (0, 0),
+                "round {round}, at {p}"
+            );
+        }
+        assert_eq!(
+            area(&mut d),
+            zeros,
+            "round {round}: a store reached the area"
+        );
+        for n in [1, 8, 24, 100, 4096, 65536, 300_000] {
+            let h = d.alloc(n);
+            assert!(
+                h != 0 && (h + n <= at || h >= end),
+                "block {h} of {n} bytes overlaps the area [{at}, {end})"
+            );
+        }
+        d.reset();
+    }
+}
+
 #[test]
 fn core_module_exports_exactly_the_abi_and_is_small() {
     let wasm = &core_wasm()[..];

@@ -6,6 +6,8 @@
 //!   top-level sections except [`DEBUG_SECTIONS`], nested modules and components whole.
 //! - [`wasm_types`]: the `kernel-abi` table's types as wasmparser's, for checking modules
 //!   against it.
+//! - [`return_area`]: where the kernel module's return area is, from the custom section the
+//!   post-link step writes.
 
 use anyhow::{Context, Result, bail};
 use wasm_encoder::{Component, RawSection};
@@ -20,6 +22,24 @@ pub fn wasm_types(types: &[kernel_abi::ValType]) -> Vec<wasmparser::ValType> {
             kernel_abi::ValType::I64 => wasmparser::ValType::I64,
         })
         .collect()
+}
+
+/// The address of a kernel core module's return area ([`kernel_abi::RETURN_AREA_BYTES`]
+/// bytes of its memory outside the heap), from its [`kernel_abi::RETURN_AREA_SECTION`];
+/// `None` when it has no such section.
+pub fn return_area(kernel: &[u8]) -> Result<Option<u32>> {
+    for payload in Parser::new(0).parse_all(kernel) {
+        if let Payload::CustomSection(c) = payload?
+            && c.name() == kernel_abi::RETURN_AREA_SECTION
+        {
+            let at: [u8; 4] = c
+                .data()
+                .try_into()
+                .context("the kernel's return area section is not 4 bytes long")?;
+            return Ok(Some(u32::from_le_bytes(at)));
+        }
+    }
+    Ok(None)
 }
 
 /// Custom sections of debugging value only, dropped from the shipped component.

@@ -145,7 +145,7 @@ struct Parts {
     tail: String,
 }
 
-fn parts(plan: &Plan, plugin: &str) -> Parts {
+fn parts(plan: &Plan, plugin: &str, return_area: u32) -> Parts {
     let mut w = placeholder("kernel-module", "kernel");
     w.push_str(HOST_TYPE);
     w.push_str("  (import \"extism:kernel/host@1.0.0\" (instance $host (type $host-type)))\n");
@@ -157,7 +157,7 @@ fn parts(plan: &Plan, plugin: &str) -> Parts {
     let _ = writeln!(
         w,
         "  (core module $env{}",
-        &glue::env(&plan.user)["(module".len()..]
+        &glue::env(&plan.user, return_area)["(module".len()..]
     );
     let functions: Vec<(String, bool)> = plan
         .functions
@@ -171,7 +171,7 @@ fn parts(plan: &Plan, plugin: &str) -> Parts {
     let _ = writeln!(
         w,
         "  (core module $entry{}",
-        &glue::entry(&functions, init)["(module".len()..]
+        &glue::entry(&functions, init, return_area)["(module".len()..]
     );
     w.push_str("  (core instance $k (instantiate $kernel-module))\n");
     let _ = writeln!(
@@ -246,13 +246,13 @@ fn parts(plan: &Plan, plugin: &str) -> Parts {
 }
 
 /// The component's text for a plugin without WASI, with placeholders for the kernel and
-/// the plugin.
-pub(super) fn text(plan: &Plan) -> String {
+/// the plugin; `return_area` is the kernel's (`glue::area`).
+pub(super) fn text(plan: &Plan, return_area: u32) -> String {
     let Parts {
         head,
         plugin_args,
         tail,
-    } = parts(plan, "$p");
+    } = parts(plan, "$p", return_area);
     let plugin = placeholder("plugin-module", "plugin");
     format!(
         "(component\n{plugin}{head}  (core instance $p (instantiate $plugin-module{plugin_args}))\n{tail})\n"
@@ -264,7 +264,7 @@ pub(super) fn text(plan: &Plan) -> String {
 /// rewritten and linked to the stub's memory, its WASI imports), printed as WAT, with the
 /// stub replaced by the plugin's placeholder and this composition's parts added around the
 /// plugin's instantiation.
-fn wasi_text(plan: &Plan, stub: &[u8]) -> Result<String> {
+fn wasi_text(plan: &Plan, stub: &[u8], return_area: u32) -> Result<String> {
     use wasi_preview1_component_adapter_provider::{
         WASI_SNAPSHOT_PREVIEW1_ADAPTER_NAME as NAME,
         WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER as REACTOR,
@@ -286,7 +286,7 @@ fn wasi_text(plan: &Plan, stub: &[u8]) -> Result<String> {
         head,
         plugin_args,
         tail,
-    } = parts(plan, "$main");
+    } = parts(plan, "$main", return_area);
     let at = text
         .find("  (core instance $main ")
         .context("wit-component's output has no `$main` instance")?;
@@ -346,9 +346,12 @@ fn sexp_len(text: &str) -> Result<usize> {
 /// The composed component: the text encoded, with the placeholders replaced by `kernel` and
 /// `plugin`. `stub` is the stub module of a WASI plugin ([`wasi_text`]).
 pub fn encode(plan: &Plan, kernel: &[u8], plugin: &[u8], stub: Option<&[u8]>) -> Result<Vec<u8>> {
+    let return_area = wasm_util::return_area(kernel)?.context(
+        "the kernel module does not record its return area (it is not this project's kernel)",
+    )?;
     let text = match stub {
-        None => text(plan),
-        Some(stub) => wasi_text(plan, stub)?,
+        None => text(plan, return_area),
+        Some(stub) => wasi_text(plan, stub, return_area)?,
     };
     let skeleton = wat::parse_str(&text).context("encoding the composed plugin's text")?;
     splice(&skeleton, kernel, plugin)

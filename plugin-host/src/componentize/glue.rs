@@ -119,18 +119,25 @@ const COMMON: &str = r#"
   ;; checks even an empty range against the memory's size).
   (func $ptr (param $h i64) (result i32)
     (select (i32.wrap_i64 (local.get $h)) (i32.const 0) (call $len (local.get $h))))
-  ;; A fresh 8-aligned block of 32 bytes: a return area (the largest needed is 24 bytes).
-  (func $area (result i32) (local $p i32)
-    (local.set $p (i32.wrap_i64 (call $alloc (i64.const 32))))
-    (if (i32.eqz (local.get $p)) (then (call $kernel_out_of_memory)))
-    (local.get $p))
-  (func $free_area (param $p i32) (call $free (i64.extend_i32_u (local.get $p))))
   (func $kernel_out_of_memory unreachable)
 "#;
 
+/// The return area of every lowering and lift the glue makes, as the immutable global
+/// `$area` (wasmtime folds it into a constant): the kernel's
+/// [`RETURN_AREA_BYTES`](kernel_abi::RETURN_AREA_BYTES) bytes at `at`, outside its heap
+/// ([`RETURN_AREA_SYMBOL`](kernel_abi::RETURN_AREA_SYMBOL)), which no block overlaps. The
+/// largest area needed is 24 bytes. One area serves them all: a host service's answer is
+/// read before the service returns, and a call's result is written after the plugin's
+/// function returned; the component is never entered again while it runs.
+fn area(at: u32) -> String {
+    const _: () = assert!(kernel_abi::RETURN_AREA_BYTES >= 24);
+    format!("  (global $area i32 (i32.const {at}))\n")
+}
+
 /// The `env` glue: the Extism host functions of `extism:host/env` (exported under their
-/// ABI names) and, for user host function `i` of `user`, an export `user<i>`.
-pub fn env(user: &[(String, String)]) -> String {
+/// ABI names) and, for user host function `i` of `user`, an export `user<i>`; `return_area`
+/// is the kernel's ([`area`]).
+pub fn env(user: &[(String, String)], return_area: u32) -> String {
     let mut w = String::from("(module");
     w.push_str(COMMON_IMPORTS);
     w.push_str(
@@ -147,6 +154,7 @@ pub fn env(user: &[(String, String)]) -> String {
 "#,
     );
     w.push_str(COMMON);
+    w.push_str(&area(return_area));
     w.push_str(
         r#"
   (func $key_is_not_a_live_block unreachable)
@@ -164,13 +172,12 @@ pub fn env(user: &[(String, String)]) -> String {
   ;; answer's block, `0` when absent.
   (func $get (param $var i32) (param $k i64) (result i64) (local $r i32) (local $v i64)
     (call $key (local.get $k))
-    (local.set $r (call $area))
+    (local.set $r (global.get $area))
     (if (local.get $var)
       (then (call $h_var_get (call $ptr (local.get $k)) (call $len (local.get $k)) (local.get $r)))
       (else (call $h_config_get (call $ptr (local.get $k)) (call $len (local.get $k)) (local.get $r))))
     (call $free_some (local.get $k))
     (local.set $v (call $option (local.get $r)))
-    (call $free_area (local.get $r))
     (local.get $v))
   (func (export "config_get") (param i64) (result i64) (call $get (i32.const 0) (local.get 0)))
   (func (export "var_get") (param i64) (result i64) (call $get (i32.const 1) (local.get 0)))
@@ -181,21 +188,19 @@ pub fn env(user: &[(String, String)]) -> String {
     (call $free_some (local.get $k))
     (call $free_some (local.get $v)))
   (func (export "http_request") (param $q i64) (param $b i64) (result i64) (local $r i32) (local $v i64)
-    (local.set $r (call $area))
+    (local.set $r (global.get $area))
     (call $h_http_request (call $ptr (local.get $q)) (call $len (local.get $q))
       (i64.ne (local.get $b) (i64.const 0)) (call $ptr (local.get $b)) (call $len (local.get $b))
       (local.get $r))
     (call $free_some (local.get $q))
     (call $free_some (local.get $b))
     (local.set $v (i64.extend_i32_u (i32.load (local.get $r))))
-    (call $free_area (local.get $r))
     (local.get $v))
   (func (export "http_status_code") (result i32) (call $h_http_status_code))
   (func (export "http_headers") (result i64) (local $r i32) (local $v i64)
-    (local.set $r (call $area))
+    (local.set $r (global.get $area))
     (call $h_http_headers (local.get $r))
     (local.set $v (call $option (local.get $r)))
-    (call $free_area (local.get $r))
     (local.get $v))
   (func (export "get_log_level") (result i32) (call $h_get_log_level))
   ;; A log line at `level` (trace 0 ... error 4): passed on only when the host keeps that
@@ -219,13 +224,12 @@ pub fn env(user: &[(String, String)]) -> String {
   ;; (left to the plugin, as extism-pdk frees it), the result as a new block.
   (func $user (param $ns i32) (param $ns_len i32) (param $n i32) (param $n_len i32) (param $arg i64)
     (result i64) (local $r i32) (local $v i64)
-    (local.set $r (call $area))
+    (local.set $r (global.get $area))
     (call $h_user_call (local.get $ns) (local.get $ns_len) (local.get $n) (local.get $n_len)
       (call $ptr (local.get $arg)) (call $len (local.get $arg)) (local.get $r))
     (call $free (i64.extend_i32_u (local.get $ns)))
     (call $free (i64.extend_i32_u (local.get $n)))
     (local.set $v (i64.extend_i32_u (i32.load (local.get $r))))
-    (call $free_area (local.get $r))
     (local.get $v))
 "#,
     );
@@ -303,14 +307,15 @@ fn bytes_equal(bytes: &[u8]) -> String {
 /// The `entry` glue over the plugin's Extism `functions` (export name, whether it returns a
 /// code), with `init` the number of the one among them to run once before the first call
 /// (the initialiser, which returns nothing): `call(name, input)`, `function-index(name)`
-/// (a function's number is its place in `functions`) and `call-index(index, input)`.
+/// (a function's number is its place in `functions`) and `call-index(index, input)`;
+/// `return_area` is the kernel's ([`area`]), where results are written.
 ///
 /// A call's result is the canonical layout of `result<list<u8>, call-error>` (24 bytes, align 4):
 /// the discriminant at 0; `ok`'s list at 4 (pointer, length); `err`'s `call-error`
 /// discriminant at 4 and payload at 8: `no-function`'s string (pointer, length), or
 /// `failed`'s `s32` code at 8 and `option<list<u8>>` at 12 (discriminant, then pointer and
 /// length at 16 and 20).
-pub fn entry(functions: &[(String, bool)], init: Option<usize>) -> String {
+pub fn entry(functions: &[(String, bool)], init: Option<usize>, return_area: u32) -> String {
     let mut w = String::from("(module");
     w.push_str(COMMON_IMPORTS);
     w.push_str(
@@ -332,6 +337,7 @@ pub fn entry(functions: &[(String, bool)], init: Option<usize>) -> String {
         );
     }
     w.push_str(COMMON);
+    w.push_str(&area(return_area));
     w.push_str(
         r#"  (global $initialized (mut i32) (i32.const 0))
   (func $no_such_function_index unreachable)
@@ -344,7 +350,7 @@ pub fn entry(functions: &[(String, bool)], init: Option<usize>) -> String {
     (local.set $i (call $find (local.get $name) (local.get $name_len)))
     (if (i32.lt_s (local.get $i) (i32.const 0))
       (then
-        (local.set $r (call $area))
+        (local.set $r (global.get $area))
         (i32.store8 (local.get $r) (i32.const 1))
         (i32.store8 offset=4 (local.get $r) (i32.const 0))
         (i32.store offset=8 (local.get $r) (local.get $name))
@@ -363,7 +369,7 @@ pub fn entry(functions: &[(String, bool)], init: Option<usize>) -> String {
     (call $prepare)
     (call $arguments_taken)
     (local.set $i (call $find (local.get $name) (local.get $name_len)))
-    (local.set $r (call $area))
+    (local.set $r (global.get $area))
     (i32.store8 (local.get $r) (i32.ge_s (local.get $i) (i32.const 0)))
     (i32.store offset=4 (local.get $r) (local.get $i))
     (local.get $r))
@@ -418,7 +424,7 @@ pub fn entry(functions: &[(String, bool)], init: Option<usize>) -> String {
     }
     w.push_str(
         r#"    )
-    (local.set $r (call $area))
+    (local.set $r (global.get $area))
     (if (local.get $code)
       (then
         (i32.store8 (local.get $r) (i32.const 1))

@@ -260,7 +260,8 @@ pub fn fingerprint() -> &'static [u8] {
             b"\0",
             artifacts::KERNEL_CORE,
             wasi_preview1_component_adapter_provider::WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER,
-            component::text(&plan).as_bytes(),
+            // The return area's address is the kernel's, whose bytes are above.
+            component::text(&plan, 0).as_bytes(),
         ]
         .concat()
     })
