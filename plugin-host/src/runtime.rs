@@ -165,7 +165,7 @@ impl Runtime {
     /// for. Threads asking at once may each compile it; one result is kept.
     pub fn core_kernel(&self) -> Result<&Module> {
         lazily(&self.core_kernel, || {
-            self.compile_module(artifacts::KERNEL_CORE)
+            self.compile_module(artifacts::kernel_core_hosted())
                 .context("compiling the kernel module")
         })
     }
@@ -215,10 +215,13 @@ impl Runtime {
 
     /// Compiles a kernel module given as bytes (another kernel, such as upstream's), through
     /// the cache, after checking that it exports the memory and every ABI function (their
-    /// types are checked when it is instantiated).
+    /// types are checked when it is instantiated). Its `extism_context` global, which this
+    /// host never sets, is left out when no code uses it, as for this project's kernel
+    /// ([`artifacts::kernel_core_hosted`]).
     pub fn compile_kernel(&self, wasm: &[u8]) -> Result<Module> {
+        let hosted = wasm_util::without_context_global(wasm);
         let module = self
-            .compile_module(wasm)
+            .compile_module(hosted.as_deref().unwrap_or(wasm))
             .context("compiling the kernel module")?;
         wasmtime::ensure!(
             module.get_export(kernel_abi::MEMORY).is_some(),

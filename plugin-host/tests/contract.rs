@@ -92,6 +92,31 @@ fn hostile_actions_under_a_memory_limit_refuse_allocs_and_never_trap() {
 // The contract suite (KERNEL-ABI.md), shared with the native kernel: once per built form.
 kernel_core::contract_suite!(core_module, || CoreDriver::new(UNLIMITED));
 kernel_core::contract_suite!(component, || ComponentDriver::new(UNLIMITED));
+// The core module as plugin-host runs it, without `extism_context`.
+kernel_core::contract_suite!(hosted_core_module, || CoreDriver::from_wasm(
+    artifacts::kernel_core_hosted(),
+    UNLIMITED
+));
+
+/// The core module as plugin-host runs it is the core module minus `extism_context` and
+/// nothing else: no GC reference left (so wasmtime gives its stores no GC heap), the same
+/// functions, the same return area.
+#[test]
+fn hosted_core_module_is_the_core_module_without_its_context_global() {
+    let (core, hosted) = (artifacts::KERNEL_CORE, artifacts::kernel_core_hosted());
+    let text = |w: &[u8]| wasmprinter::print_bytes(w).unwrap();
+    let (core_text, hosted_text) = (text(core), text(hosted));
+    assert!(!hosted_text.contains("externref"), "{hosted_text}");
+    let without: Vec<&str> = core_text
+        .lines()
+        .filter(|l| !l.contains("externref") && !l.contains("extism_context"))
+        .collect();
+    assert_eq!(hosted_text.lines().collect::<Vec<_>>(), without);
+    assert_eq!(
+        wasm_util::return_area(hosted).unwrap(),
+        wasm_util::return_area(core).unwrap()
+    );
+}
 
 #[test]
 fn core_module_bound_is_exclusive_at_memory_end() {

@@ -258,7 +258,7 @@ pub fn fingerprint() -> &'static [u8] {
         [
             env!("CARGO_PKG_VERSION").as_bytes(),
             b"\0",
-            artifacts::KERNEL_CORE,
+            artifacts::kernel_core_hosted(),
             wasi_preview1_component_adapter_provider::WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER,
             // The return area's address is the kernel's, whose bytes are above.
             component::text(&plan, 0).as_bytes(),
@@ -287,7 +287,12 @@ pub fn component_world(component: &[u8]) -> Result<(Vec<String>, Vec<String>)> {
 pub fn componentize(plugin: &[u8]) -> Result<Vec<u8>> {
     let plan = analyze(plugin)?;
     let stub = wasi_stub(&plan)?;
-    let composed = component::encode(&plan, artifacts::KERNEL_CORE, plugin, stub.as_deref())?;
+    let composed = component::encode(
+        &plan,
+        artifacts::kernel_core_hosted(),
+        plugin,
+        stub.as_deref(),
+    )?;
     wasmparser::Validator::new()
         .validate_all(&composed)
         .context("the composed component does not validate")?;
