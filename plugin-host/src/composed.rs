@@ -28,10 +28,10 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 use wasmtime::component::ResourceTable;
-use wasmtime::component::{HasSelf, Linker};
+use wasmtime::component::{HasSelf, Linker, WasmList};
 use wasmtime::error::Context;
 use wasmtime::{Result, bail};
-use wasmtime::{Store, Trap};
+use wasmtime::{Store, StoreContextMut, Trap};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
@@ -45,6 +45,29 @@ mod bindings {
 
 use bindings::exports::extism::kernel::entry::CallError as EntryError;
 use bindings::extism::kernel::host::{Host, LogLevel};
+
+/// The host services' interface, as the composed component imports it.
+const HOST_INTERFACE: &str = "extism:kernel/host@1.0.0";
+
+/// `var-set` over its lists as they lie in the kernel's memory: the limit is checked on their
+/// lengths before a byte is copied, as on the core path (bindgen's `Host::var_set` would get
+/// them copied, a value of any size the plugin's memory holds).
+fn var_set_unlifted(
+    mut store: StoreContextMut<'_, ComposedState>,
+    (key, value): (WasmList<u8>, Option<WasmList<u8>>),
+) -> Result<()> {
+    store.data().services.vars.check_key_len(key.len() as u64)?;
+    let key = key_string(key.as_le_slice(&store).to_vec(), "var_set")?;
+    let value = match value {
+        None => None,
+        Some(value) => {
+            let vars = &store.data().services.vars;
+            vars.check_set(&key, value.len() as u64)?;
+            Some(value.as_le_slice(&store).to_vec())
+        }
+    };
+    store.data_mut().services.var_set(key, value)
+}
 
 /// What a composed plugin's store holds: the host services and the user functions.
 pub struct ComposedState {
@@ -103,6 +126,8 @@ impl Host for ComposedState {
         Ok(self.services.var_get(&key).map(<[u8]>::to_vec))
     }
 
+    /// Never called: the linker shadows it with [`var_set_unlifted`], which checks the limit
+    /// before copying. Kept for the trait, with the same result.
     fn var_set(&mut self, key: Vec<u8>, value: Option<Vec<u8>>) -> Result<()> {
         let key = key_string(key, "var_set")?;
         self.services.var_set(key, value)
@@ -218,6 +243,11 @@ impl ComposedPlugin {
         check_allowed_paths(&options)?;
         let mut linker = Linker::new(runtime.engine());
         bindings::Plugin::add_to_linker::<_, HasSelf<ComposedState>>(&mut linker, |s| s)?;
+        linker.allow_shadowing(true);
+        linker
+            .instance(HOST_INTERFACE)?
+            .func_wrap("var-set", var_set_unlifted)?;
+        linker.allow_shadowing(false);
         if wasi {
             wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
         }

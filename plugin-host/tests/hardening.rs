@@ -193,7 +193,7 @@ fn a_plugin_outliving_its_runtime_still_times_out() {
 
 /// Review finding: `var_set` copied the whole value out of kernel memory before checking the
 /// var limit. An 8 MiB value under a 1 MiB limit must be refused without the host
-/// allocating anything near its size.
+/// allocating anything near its size, on the composed path too.
 #[test]
 fn var_set_over_the_limit_never_copies_the_value() {
     let wasm = plugin_wasm(
@@ -222,6 +222,23 @@ fn var_set_over_the_limit_never_copies_the_value() {
             "{kernel}: the host allocated {bytes} bytes"
         );
     }
+    // Composed: the value reached the host's `var-set` lifted, a copy of all 8 MiB, before
+    // the limit was checked.
+    let component = plugin_host::componentize::componentize(&wasm).expect("componentize");
+    let options = PluginOptions {
+        var_limit_bytes: 1 << 20,
+        ..PluginOptions::default()
+    };
+    let mut p = ComposedPlugin::new(runtime(), &component, options).expect("composed plugin");
+    let (bytes, result) = allocated_by(|| p.call("big_var", b""));
+    assert!(
+        matches!(&result, Err(CallError::Trap(m)) if m.contains("var_set of `k` would make the vars 8388609 bytes")),
+        "composed: {result:?}"
+    );
+    assert!(
+        bytes < 4 << 20,
+        "composed: the host allocated {bytes} bytes"
+    );
 }
 
 /// Review finding: the `log_*` host functions copied the message even when its level was
