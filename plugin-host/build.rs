@@ -24,6 +24,7 @@ fn main() {
             )?;
             Ok(vec![
                 ("KERNEL_CORE_WASM".into(), a.core),
+                ("KERNEL_CORE_FAST_WASM".into(), a.core_fast),
                 ("KERNEL_COMPONENT_WASM".into(), a.component),
             ])
         },

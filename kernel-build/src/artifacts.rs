@@ -13,6 +13,9 @@ use std::process::Command;
 
 /// File name of the core module.
 pub const CORE_MODULE: &str = "extism-kernel.wasm";
+/// File name of the core module optimised for speed (profile `wasm-release-fast`), which
+/// plugin-host runs.
+pub const CORE_MODULE_FAST: &str = "extism-kernel.fast.wasm";
 /// File name of the component.
 pub const COMPONENT: &str = "extism-kernel.component.wasm";
 
@@ -41,6 +44,8 @@ pub const PLUGINS: [(&str, &str); 8] = [
 pub struct KernelArtifacts {
     /// The core module, post-linked.
     pub core: PathBuf,
+    /// The same, optimised for speed.
+    pub core_fast: PathBuf,
     /// The component.
     pub component: PathBuf,
 }
@@ -116,21 +121,31 @@ fn run(mut c: Command) -> Result<()> {
 pub fn build_kernels(root: &Path, target_dir: &Path, out: &Path) -> Result<KernelArtifacts> {
     check_targets(&WASM_TARGETS[..1])?;
     std::fs::create_dir_all(out)?;
-    let linked = build_guest(
-        root,
-        target_dir,
-        "kernel-core",
-        &["--crate-type", "cdylib", "--features", "exports"],
-        CORE_STACK_BYTES,
-    )?;
-    let core = out.join(CORE_MODULE);
-    std::fs::write(
-        &core,
-        finish_core_module(&linked).context("post-linking the core module")?,
-    )?;
+    let core_module = |profile: &str, file: &str| -> Result<PathBuf> {
+        let linked = build_guest(
+            root,
+            target_dir,
+            "kernel-core",
+            &["--crate-type", "cdylib", "--features", "exports"],
+            CORE_STACK_BYTES,
+            profile,
+        )?;
+        let core = out.join(file);
+        std::fs::write(
+            &core,
+            finish_core_module(&linked).context("post-linking the core module")?,
+        )?;
+        Ok(core)
+    };
+    let core = core_module("wasm-release", CORE_MODULE)?;
+    let core_fast = core_module("wasm-release-fast", CORE_MODULE_FAST)?;
     // The kernel component: a no_std wit-bindgen guest.
     let component = build_component(root, target_dir, out, "kernel-component", COMPONENT)?;
-    Ok(KernelArtifacts { core, component })
+    Ok(KernelArtifacts {
+        core,
+        core_fast,
+        component,
+    })
 }
 
 /// Builds the sample plugins (`plugins/`, their own workspace) into `out`, by crate file
@@ -205,16 +220,12 @@ fn build_guest(
     krate: &str,
     extra: &[&str],
     stack: u32,
+    profile: &str,
 ) -> Result<Vec<u8>> {
     let mut c = cargo(root);
     c.args(["rustc", "-p", krate, "--lib"])
         .args(extra)
-        .args([
-            "--target",
-            "wasm32-unknown-unknown",
-            "--profile",
-            "wasm-release",
-        ])
+        .args(["--target", "wasm32-unknown-unknown", "--profile", profile])
         .arg("--target-dir")
         .arg(target_dir)
         .args(["--", "-C"])
@@ -224,7 +235,7 @@ fn build_guest(
     run(c)?;
     let module = target_dir
         .join("wasm32-unknown-unknown")
-        .join("wasm-release")
+        .join(profile)
         .join(format!("{}.wasm", krate.replace('-', "_")));
     std::fs::read(&module).with_context(|| format!("reading {}", module.display()))
 }
@@ -238,7 +249,14 @@ fn build_component(
     krate: &str,
     file: &str,
 ) -> Result<PathBuf> {
-    let module = build_guest(root, target_dir, krate, &[], COMPONENT_STACK_BYTES)?;
+    let module = build_guest(
+        root,
+        target_dir,
+        krate,
+        &[],
+        COMPONENT_STACK_BYTES,
+        "wasm-release",
+    )?;
     let dst = out.join(file);
     std::fs::write(
         &dst,

@@ -17,7 +17,7 @@ fn main() -> Result<()> {
     let a = artifacts::build_kernels(&root, &target.join("wasm-build"), &out)?;
     let plugins = artifacts::build_plugins(&root, &target.join("wasm-plugins"), &out)?;
     println!("{:<40} {:>9}", "artifact", "bytes");
-    for p in [&a.core, &a.component]
+    for p in [&a.core, &a.core_fast, &a.component]
         .into_iter()
         .chain(plugins.iter().map(|(_, p)| p))
     {

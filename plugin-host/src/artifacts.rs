@@ -6,16 +6,20 @@ use std::sync::OnceLock;
 /// Extism's runtime loads.
 pub const KERNEL_CORE: &[u8] = include_bytes!(env!("KERNEL_CORE_WASM"));
 
+/// The same kernel module optimised for speed (`extism-kernel.fast.wasm`, profile
+/// `wasm-release-fast`): what this crate runs, through [`kernel_core_hosted`].
+pub const KERNEL_CORE_FAST: &[u8] = include_bytes!(env!("KERNEL_CORE_FAST_WASM"));
+
 /// This project's kernel as a component (`extism-kernel.component.wasm`).
 pub const KERNEL_COMPONENT: &[u8] = include_bytes!(env!("KERNEL_COMPONENT_WASM"));
 
-/// [`KERNEL_CORE`] as this crate runs it, on the core path and inside composed plugins:
-/// without the `extism_context` global, which only Extism's runtime sets
-/// ([`wasm_util::without_context_global`] says why it matters). The same code otherwise.
+/// The kernel module as this crate runs it, on the core path and inside composed plugins:
+/// [`KERNEL_CORE_FAST`] without the `extism_context` global, which only Extism's runtime
+/// sets ([`wasm_util::without_context_global`] says why it matters).
 pub fn kernel_core_hosted() -> &'static [u8] {
     static HOSTED: OnceLock<Vec<u8>> = OnceLock::new();
     HOSTED.get_or_init(|| {
-        wasm_util::without_context_global(KERNEL_CORE)
+        wasm_util::without_context_global(KERNEL_CORE_FAST)
             .expect("the embedded kernel module loses its context global (checked by the tests)")
     })
 }

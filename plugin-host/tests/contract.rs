@@ -92,18 +92,26 @@ fn hostile_actions_under_a_memory_limit_refuse_allocs_and_never_trap() {
 // The contract suite (KERNEL-ABI.md), shared with the native kernel: once per built form.
 kernel_core::contract_suite!(core_module, || CoreDriver::new(UNLIMITED));
 kernel_core::contract_suite!(component, || ComponentDriver::new(UNLIMITED));
-// The core module as plugin-host runs it, without `extism_context`.
+// The core module as plugin-host runs it: the fast build, without `extism_context`.
 kernel_core::contract_suite!(hosted_core_module, || CoreDriver::from_wasm(
     artifacts::kernel_core_hosted(),
     UNLIMITED
 ));
 
-/// The core module as plugin-host runs it is the core module minus `extism_context` and
-/// nothing else: no GC reference left (so wasmtime gives its stores no GC heap), the same
-/// functions, the same return area.
+/// The core module as plugin-host runs it is the fast build of the core module (the ABI
+/// exactly, a return area, no bigger than 8 KiB) minus `extism_context` and nothing else: no
+/// GC reference left (so wasmtime gives its stores no GC heap), the same functions, the same
+/// return area.
 #[test]
-fn hosted_core_module_is_the_core_module_without_its_context_global() {
-    let (core, hosted) = (artifacts::KERNEL_CORE, artifacts::kernel_core_hosted());
+fn hosted_core_module_is_the_fast_core_module_without_its_context_global() {
+    let (core, hosted) = (artifacts::KERNEL_CORE_FAST, artifacts::kernel_core_hosted());
+    kernel_build::postlink::check_kernel_module(core).unwrap();
+    assert!(
+        core.len() <= 8192,
+        "the fast core module is {} bytes",
+        core.len()
+    );
+    assert!(wasm_util::return_area(core).unwrap().is_some());
     let text = |w: &[u8]| wasmprinter::print_bytes(w).unwrap();
     let (core_text, hosted_text) = (text(core), text(hosted));
     assert!(!hosted_text.contains("externref"), "{hosted_text}");
@@ -232,11 +240,16 @@ fn core_module_allocations_near_4_gib_return_zero_and_never_wrap() {
 /// mutable `i32` global).
 #[test]
 fn core_module_never_moves_its_stack_pointer() {
+    never_moves_its_stack_pointer(&core_wasm());
+    never_moves_its_stack_pointer(artifacts::KERNEL_CORE_FAST);
+}
+
+fn never_moves_its_stack_pointer(wasm: &[u8]) {
     use wasmparser::{Operator, Parser, Payload, ValType};
     let mut stack_pointers = Vec::new();
     let mut setters = Vec::new();
     let mut func = 0;
-    for payload in Parser::new(0).parse_all(&core_wasm()) {
+    for payload in Parser::new(0).parse_all(wasm) {
         match payload.unwrap() {
             Payload::GlobalSection(globals) => {
                 for (i, g) in globals.into_iter().enumerate() {
