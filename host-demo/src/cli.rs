@@ -63,8 +63,8 @@ pub enum KernelArg {
     Component,
     /// The plugin composed with the kernel core module into one component when it is loaded
     /// (as `componentize` does; cached with the compiled code), the kernel linked directly
-    /// into the plugin: fastest for calls that move much data. No WASI, no linked modules,
-    /// user host functions on bytes only.
+    /// into the plugin: fastest for calls that move much data. WASI with `--wasi`; no linked
+    /// modules, user host functions on bytes only.
     Composed,
 }
 
