@@ -212,15 +212,7 @@ fn var_set_over_the_limit_never_copies_the_value() {
                 ..PluginOptions::default()
             },
         );
-        let (bytes, result) = allocated_by(|| p.call("big_var", b""));
-        assert!(
-            matches!(&result, Err(CallError::Trap(m)) if m.contains("var_set of `k` would make the vars 8388609 bytes")),
-            "{kernel}: {result:?}"
-        );
-        assert!(
-            bytes < 4 << 20,
-            "{kernel}: the host allocated {bytes} bytes"
-        );
+        refused_without_copy(&kernel.to_string(), || p.call("big_var", b""));
     }
     // Composed: the value reached the host's `var-set` lifted, a copy of all 8 MiB, before
     // the limit was checked.
@@ -230,15 +222,16 @@ fn var_set_over_the_limit_never_copies_the_value() {
         ..PluginOptions::default()
     };
     let mut p = ComposedPlugin::new(runtime(), &component, options).expect("composed plugin");
-    let (bytes, result) = allocated_by(|| p.call("big_var", b""));
-    assert!(
-        matches!(&result, Err(CallError::Trap(m)) if m.contains("var_set of `k` would make the vars 8388609 bytes")),
-        "composed: {result:?}"
-    );
-    assert!(
-        bytes < 4 << 20,
-        "composed: the host allocated {bytes} bytes"
-    );
+    refused_without_copy("composed", || p.call("big_var", b""));
+
+    fn refused_without_copy(path: &str, call: impl FnOnce() -> Result<Vec<u8>, CallError>) {
+        let (bytes, result) = allocated_by(call);
+        assert!(
+            matches!(&result, Err(CallError::Trap(m)) if m.contains("var_set of `k` would make the vars 8388609 bytes")),
+            "{path}: {result:?}"
+        );
+        assert!(bytes < 4 << 20, "{path}: the host allocated {bytes} bytes");
+    }
 }
 
 /// Review finding: the `log_*` host functions copied the message even when its level was
