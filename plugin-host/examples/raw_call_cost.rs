@@ -13,7 +13,7 @@ fn main() -> wasmtime::Result<()> {
     let rounds = 200_000u32;
 
     let mut store = Store::new(&engine, ());
-    let module = Module::new(&engine, artifacts::kernel_core_hosted())?;
+    let module = Module::new(&engine, artifacts::KERNEL_CORE_HOSTED)?;
     let i = Instance::new(&mut store, &module, &[])?;
     let alloc = i.get_typed_func::<u64, u64>(&mut store, "alloc")?;
     let length = i.get_typed_func::<u64, u64>(&mut store, "length")?;

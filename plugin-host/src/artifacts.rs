@@ -1,13 +1,11 @@
 //! The kernel's wasm artifacts, embedded in this crate by its build script.
 
-use std::sync::OnceLock;
-
 /// This project's kernel as a core module (`extism-kernel.wasm`): the ABI exactly, what
 /// Extism's runtime loads.
 pub const KERNEL_CORE: &[u8] = include_bytes!(env!("KERNEL_CORE_WASM"));
 
 /// The same kernel module optimised for speed (`extism-kernel.fast.wasm`, profile
-/// `wasm-release-fast`): what this crate runs, through [`kernel_core_hosted`].
+/// `wasm-release-fast`): what this crate runs, as [`KERNEL_CORE_HOSTED`].
 pub const KERNEL_CORE_FAST: &[u8] = include_bytes!(env!("KERNEL_CORE_FAST_WASM"));
 
 /// This project's kernel as a component (`extism-kernel.component.wasm`).
@@ -15,11 +13,6 @@ pub const KERNEL_COMPONENT: &[u8] = include_bytes!(env!("KERNEL_COMPONENT_WASM")
 
 /// The kernel module as this crate runs it, on the core path and inside composed plugins:
 /// [`KERNEL_CORE_FAST`] without the `extism_context` global, which only Extism's runtime
-/// sets ([`wasm_util::without_context_global`] says why it matters).
-pub fn kernel_core_hosted() -> &'static [u8] {
-    static HOSTED: OnceLock<Vec<u8>> = OnceLock::new();
-    HOSTED.get_or_init(|| {
-        wasm_util::without_context_global(KERNEL_CORE_FAST)
-            .expect("the embedded kernel module loses its context global (checked by the tests)")
-    })
-}
+/// sets ([`wasm_util::without_context_global`] says why it matters), made by the build
+/// script.
+pub const KERNEL_CORE_HOSTED: &[u8] = include_bytes!(env!("KERNEL_CORE_HOSTED_WASM"));

@@ -165,7 +165,7 @@ impl Runtime {
     /// for. Threads asking at once may each compile it; one result is kept.
     pub fn core_kernel(&self) -> Result<&Module> {
         lazily(&self.core_kernel, || {
-            self.compile_module(artifacts::kernel_core_hosted())
+            self.compile_module(artifacts::KERNEL_CORE_HOSTED)
                 .context("compiling the kernel module")
         })
     }
@@ -217,7 +217,7 @@ impl Runtime {
     /// the cache, after checking that it exports the memory and every ABI function (their
     /// types are checked when it is instantiated). Its `extism_context` global, which this
     /// host never sets, is left out when no code uses it, as for this project's kernel
-    /// ([`artifacts::kernel_core_hosted`]).
+    /// ([`artifacts::KERNEL_CORE_HOSTED`]).
     pub fn compile_kernel(&self, wasm: &[u8]) -> Result<Module> {
         let hosted = wasm_util::without_context_global(wasm);
         let module = self

@@ -94,7 +94,7 @@ kernel_core::contract_suite!(core_module, || CoreDriver::new(UNLIMITED));
 kernel_core::contract_suite!(component, || ComponentDriver::new(UNLIMITED));
 // The core module as plugin-host runs it: the fast build, without `extism_context`.
 kernel_core::contract_suite!(hosted_core_module, || CoreDriver::from_wasm(
-    artifacts::kernel_core_hosted(),
+    artifacts::KERNEL_CORE_HOSTED,
     UNLIMITED
 ));
 
@@ -104,8 +104,9 @@ kernel_core::contract_suite!(hosted_core_module, || CoreDriver::from_wasm(
 /// return area.
 #[test]
 fn hosted_core_module_is_the_fast_core_module_without_its_context_global() {
-    let (core, hosted) = (artifacts::KERNEL_CORE_FAST, artifacts::kernel_core_hosted());
+    let (core, hosted) = (artifacts::KERNEL_CORE_FAST, artifacts::KERNEL_CORE_HOSTED);
     kernel_build::postlink::check_kernel_module(core).unwrap();
+    assert_eq!(hosted, wasm_util::without_context_global(core).unwrap());
     assert!(
         core.len() <= 8192,
         "the fast core module is {} bytes",

@@ -2,7 +2,7 @@
 //! plugin under `extism:host/env`.
 //!
 //! The kernel module this host runs has no `extism_context` global
-//! ([`artifacts::kernel_core_hosted`](crate::artifacts::kernel_core_hosted)). Extism's
+//! ([`artifacts::KERNEL_CORE_HOSTED`](crate::artifacts::KERNEL_CORE_HOSTED)). Extism's
 //! runtime puts its per-call context there for its own host functions; this host keeps that
 //! state in the store. Merely declaring the `externref` global, even left null, gives every
 //! store a GC heap in wasmtime 48 (`needs_gc_heap` is set by the global's type), and then

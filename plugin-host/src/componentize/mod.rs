@@ -258,7 +258,7 @@ pub fn fingerprint() -> &'static [u8] {
         [
             env!("CARGO_PKG_VERSION").as_bytes(),
             b"\0",
-            artifacts::kernel_core_hosted(),
+            artifacts::KERNEL_CORE_HOSTED,
             wasi_preview1_component_adapter_provider::WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER,
             // The return area's address is the kernel's, whose bytes are above.
             component::text(&plan, 0).as_bytes(),
@@ -289,7 +289,7 @@ pub fn componentize(plugin: &[u8]) -> Result<Vec<u8>> {
     let stub = wasi_stub(&plan)?;
     let composed = component::encode(
         &plan,
-        artifacts::kernel_core_hosted(),
+        artifacts::KERNEL_CORE_HOSTED,
         plugin,
         stub.as_deref(),
     )?;
